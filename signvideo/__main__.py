@@ -1,0 +1,3 @@
+from signvideo.cli import main
+
+raise SystemExit(main())

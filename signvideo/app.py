@@ -1,0 +1,174 @@
+"""The application factory: it wires configuration, resources, routes and middlewares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import asyncpg
+import jinja2
+from aiohttp import web
+
+from signvideo import routing, signaling, views
+from signvideo.config import Config
+from signvideo.db import create_pool
+from signvideo.keys import CONFIG, HUB, METRICS, POOL, STOPPING
+from signvideo.mailbox import Hub
+from signvideo.metrics import Metrics
+
+log = logging.getLogger("signvideo.app")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SWEEP_SECONDS = 1.0
+
+
+def _static_url_factory() -> Callable[[str], str]:
+    """``static('caller.js')`` gives a URL that changes when the file does."""
+    cache: dict[str, str] = {}
+
+    def static(name: str) -> str:
+        if name not in cache:
+            path = WEB_DIR / "static" / name
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "0"
+            cache[name] = f"/static/{name}?v={digest}"
+        return cache[name]
+
+    return static
+
+
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    assert config.database_url is not None, "the CLI resolves the database before create_app"
+    app[POOL] = await create_pool(config.database_url, min_size=2, max_size=20)
+    yield
+    await app[POOL].close()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    assert config.database_url is not None
+    hub = Hub(app[POOL], config.database_url, poll_interval=config.mailbox_poll_interval)
+    app[HUB] = hub
+    hub.start()
+    yield
+    app[STOPPING].set()
+    # Close the sockets first so their handlers finish their own clean-up.
+    for ws in list(hub.sockets.values()):
+        await ws.close(code=1001, message=b"The server is restarting; reconnect.")
+    await hub.stop()
+
+
+async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Expire unanswered offers and retry matching, once a second, in every process.
+
+    Both steps are safe to run in several processes at once: the expiry skips
+    rows another process holds, and matching is serialised in the database.
+    """
+
+    async def sweep() -> None:
+        pool, config = app[POOL], app[CONFIG]
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await routing.expire_offers(pool)
+                await routing.match_waiting(pool, config.offer_timeout)
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("sweep failed: %s", err)
+
+    task = asyncio.create_task(sweep(), name="offer-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _mark_stopping(app: web.Application) -> None:
+    app[STOPPING].set()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors a person meets in a browser become a plain page saying what to do."""
+    try:
+        return await handler(request)
+    except web.HTTPException as err:
+        wants_html = "text/html" in request.headers.get("Accept", "")
+        if err.status < 400 or not wants_html or request.path.startswith("/ws/"):
+            raise
+        message = err.text if err.text and not err.text.startswith(str(err.status)) else None
+        titles = {404: "Page not found", 403: "You cannot open this page", 405: "Not allowed"}
+        return await views.render(
+            request,
+            "error.html",
+            {
+                "title": titles.get(err.status, err.reason),
+                "message": message or "Check the address and try again.",
+                "status": err.status,
+            },
+            status=err.status,
+        )
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        camera = request.path.startswith(("/call/", "/console"))
+        headers.setdefault(
+            "Permissions-Policy",
+            "camera=(self), microphone=(self)" if camera else "camera=(), microphone=()",
+        )
+    return response
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[security_headers, error_pages], client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app[STOPPING] = asyncio.Event()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[],
+    )
+    aiohttp_jinja2.get_env(app).globals["static"] = _static_url_factory()
+    app.on_shutdown.append(_mark_stopping)
+    app.cleanup_ctx.extend([_pool_ctx, _hub_ctx, _sweeper_ctx])
+    app.add_routes(
+        [
+            web.get("/", views.index),
+            web.get("/help", views.help_page),
+            web.get("/call/{slug}", views.caller_page),
+            web.get("/call/{slug}/ended", views.call_ended),
+            web.get("/login", views.login_form),
+            web.post("/login", views.login_submit),
+            web.post("/logout", views.logout),
+            web.get("/console", views.console),
+            web.get("/finance", views.finance_page),
+            web.get("/finance/usage.csv", views.usage_csv),
+            web.get("/ws/caller", signaling.caller_socket),
+            web.get("/ws/console", signaling.console_socket),
+            web.get("/healthz", views.healthz),
+            web.get("/metrics", views.metrics),
+            web.static("/static", WEB_DIR / "static", append_version=False),
+        ]
+    )
+    return app

@@ -1,0 +1,146 @@
+"""Settings, declared once as data.
+
+The same table drives the command-line flags, the environment variables, the
+validation at start-up and the settings table in README.md (a test checks that
+every setting is documented there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use; the message says which and why."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a whole number from 1 to 65535")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise ValueError("must be a number of seconds above 0 and at most 86400")
+    return value
+
+
+def _database_url(text: str) -> str:
+    if not text.startswith(("postgres://", "postgresql://")):
+        raise ValueError("must start with postgresql:// (for example postgresql://user@host/db)")
+    return text
+
+
+def _ice_servers(text: str) -> list[dict[str, Any]]:
+    """Either a JSON list of RTCIceServer objects or comma-separated stun:/turn: URLs."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        value = json.loads(text)
+        if not isinstance(value, list) or not all(
+            isinstance(s, dict) and "urls" in s for s in value
+        ):
+            raise ValueError('must be a JSON list of objects with "urls"')
+        return value
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    for url in urls:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise ValueError(f"{url!r} is not a stun:, turn: or turns: URL")
+    return [{"urls": urls}]
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be one of debug, info, warning, error")
+    return level
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str | None
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "SIGNVIDEO_HOST", "127.0.0.1", str, "address to listen on"),
+    Setting("port", "SIGNVIDEO_PORT", "8080", _port, "port to listen on"),
+    Setting(
+        "database_url",
+        "DATABASE_URL",
+        None,
+        _database_url,
+        "PostgreSQL to use; when unset, an embedded PostgreSQL is started in the data folder",
+    ),
+    Setting("data_dir", "SIGNVIDEO_DATA", "./var", Path, "folder for the embedded database"),
+    Setting(
+        "offer_timeout",
+        "SIGNVIDEO_OFFER_TIMEOUT",
+        "20",
+        _positive_seconds,
+        "seconds an interpreter has to accept an offered call",
+    ),
+    Setting(
+        "ice_servers",
+        "SIGNVIDEO_ICE_SERVERS",
+        "",
+        _ice_servers,
+        "STUN/TURN servers for WebRTC: comma-separated URLs or a JSON list of RTCIceServer",
+    ),
+    Setting(
+        "mailbox_poll_interval",
+        "SIGNVIDEO_MAILBOX_POLL",
+        "2",
+        _positive_seconds,
+        "seconds between checks for messages whose notification was missed",
+    ),
+    Setting("log_level", "SIGNVIDEO_LOG_LEVEL", "info", _log_level, "debug, info, warning, error"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = None
+    data_dir: Path = Path("./var")
+    offer_timeout: float = 20.0
+    ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    mailbox_poll_interval: float = 2.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, str | None], environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Build from flags (``overrides``, by setting name) over environment over defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = overrides.get(setting.name)
+            source = f"--{setting.name.replace('_', '-')}"
+            if raw is None:
+                raw = environ.get(setting.env)
+                source = setting.env
+            if raw is None or (raw == "" and setting.default is None):
+                raw = setting.default
+                source = f"default of {setting.name}"
+            if raw is None:
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except (ValueError, json.JSONDecodeError) as err:
+                raise ConfigError(f"{source}={raw!r}: {err}") from err
+        return cls(**values)

@@ -1,0 +1,193 @@
+"""Delivering messages to the WebSockets this process holds.
+
+A message for a caller or an interpreter is a mailbox row written in the
+transaction that caused it (routing.post). PostgreSQL notifies every server
+process of the row id and its recipient; the process holding that recipient's
+socket deletes the row and sends it. A slow poll catches anything whose
+notification was missed (a dropped LISTEN connection, a socket that connected
+a moment late). Queue changes are notified on a second channel; each process
+then recomputes the places of its own waiting callers, at most once per
+debounce interval however many changes arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from signvideo import routing
+from signvideo.db import Q
+
+log = logging.getLogger("signvideo.mailbox")
+
+MAIL_CHANNEL = "signvideo_mail"
+QUEUE_CHANNEL = "signvideo_queue"
+MAILBOX_KEEP_SECONDS = 300
+
+
+@dataclass
+class WaitingCaller:
+    ws: web.WebSocketResponse
+    last_position: int | None = None
+
+
+@dataclass
+class Hub:
+    pool: asyncpg.Pool
+    dsn: str
+    poll_interval: float = 2.0
+    position_debounce: float = 0.05
+    sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    waiting: dict[uuid.UUID, WaitingCaller] = field(default_factory=dict)
+    _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # Sockets -----------------------------------------------------------------
+
+    def register(self, recipient: str, ws: web.WebSocketResponse) -> web.WebSocketResponse | None:
+        """Hold ``ws`` for ``recipient``; returns the socket it replaces, if any."""
+        previous = self.sockets.get(recipient)
+        self.sockets[recipient] = ws
+        # Anything posted before the socket was here is fetched at once.
+        self._mail_ids.put_nowait(-1)
+        return previous if previous is not ws else None
+
+    def unregister(self, recipient: str, ws: web.WebSocketResponse) -> bool:
+        """Forget ``ws``; False if another socket has since taken the recipient over."""
+        if self.sockets.get(recipient) is ws:
+            del self.sockets[recipient]
+            return True
+        return False
+
+    def watch_position(self, call_id: uuid.UUID, ws: web.WebSocketResponse, position: int) -> None:
+        self.waiting[call_id] = WaitingCaller(ws, position)
+
+    def unwatch_position(self, call_id: uuid.UUID) -> None:
+        self.waiting.pop(call_id, None)
+
+    # Background work ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="mailbox-listen"),
+            asyncio.create_task(self._deliver(), name="mailbox-deliver"),
+            asyncio.create_task(self._positions(), name="queue-positions"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_mail(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
+        recipient, _, raw_id = payload.rpartition(" ")
+        if recipient in self.sockets:
+            self._mail_ids.put_nowait(int(raw_id))
+
+    def _on_queue(self, _con: object, _pid: int, _channel: str, _payload: str) -> None:
+        self._queue_changed.set()
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection open, reconnecting after a failure."""
+        while True:
+            con: asyncpg.Connection | None = None
+            try:
+                con = await asyncpg.connect(self.dsn)
+                await con.add_listener(MAIL_CHANNEL, self._on_mail)
+                await con.add_listener(QUEUE_CHANNEL, self._on_queue)
+                self.listening.set()
+                # Messages sent while we were not listening are picked up now.
+                self._mail_ids.put_nowait(-1)
+                self._queue_changed.set()
+                lost = asyncio.Event()
+                con.add_termination_listener(lambda _c: lost.set())
+                await lost.wait()
+                log.warning("LISTEN connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("LISTEN connection failed (%s); retrying in 1 s", err)
+            finally:
+                self.listening.clear()
+                if con is not None and not con.is_closed():
+                    await con.close()
+            await asyncio.sleep(1)
+
+    async def _deliver(self) -> None:
+        while True:
+            ids: set[int] = set()
+            sweep = False
+            try:
+                first = await asyncio.wait_for(self._mail_ids.get(), self.poll_interval)
+                ids.add(first)
+            except TimeoutError:
+                sweep = True
+            while not self._mail_ids.empty():
+                ids.add(self._mail_ids.get_nowait())
+            if -1 in ids:
+                sweep = True
+                ids.discard(-1)
+            try:
+                await self._deliver_batch(sorted(ids), sweep)
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("mailbox delivery failed (%s); will retry", err)
+                await asyncio.sleep(0.5)
+                self._mail_ids.put_nowait(-1)
+
+    async def _deliver_batch(self, ids: list[int], sweep: bool) -> None:
+        rows: list[asyncpg.Record] = []
+        if ids:
+            rows.extend(await self.pool.fetch(Q["mailbox_take_ids"], ids))
+        if sweep and self.sockets:
+            rows.extend(await self.pool.fetch(Q["mailbox_take_recipients"], list(self.sockets)))
+        if sweep:
+            await self.pool.execute(Q["mailbox_expire"], MAILBOX_KEEP_SECONDS)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            ws = self.sockets.get(row["recipient"])
+            if ws is None or ws.closed:
+                log.info("dropping message for %s: its socket has gone", row["recipient"])
+                continue
+            await self._send(ws, row["payload"])
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
+        try:
+            await ws.send_json(payload)
+        except (ConnectionError, RuntimeError) as err:
+            log.info("could not send %s: %s", payload.get("type"), err)
+
+    async def _positions(self) -> None:
+        while True:
+            await self._queue_changed.wait()
+            await asyncio.sleep(self.position_debounce)
+            self._queue_changed.clear()
+            if not self.waiting:
+                continue
+            try:
+                now = await routing.positions(self.pool, list(self.waiting))
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("could not read queue positions (%s)", err)
+                self._queue_changed.set()
+                await asyncio.sleep(0.5)
+                continue
+            for call_id, caller in list(self.waiting.items()):
+                position = now.get(call_id)
+                if position is None:
+                    # Answered or ended: its own messages say so.
+                    self.waiting.pop(call_id, None)
+                    continue
+                if position != caller.last_position:
+                    caller.last_position = position
+                    await self._send(
+                        caller.ws,
+                        {"type": "position", "call_id": str(call_id), "position": position},
+                    )

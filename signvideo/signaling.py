@@ -1,0 +1,360 @@
+"""The WebSocket endpoints for callers and interpreter consoles (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiohttp import WSMsgType, web
+
+from signvideo import routing
+from signvideo.auth import current_user
+from signvideo.errors import BadMessage, InvalidField, OutOfTurn, SignvideoError
+from signvideo.keys import CONFIG, HUB, METRICS, POOL, STOPPING
+
+log = logging.getLogger("signvideo.signaling")
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SDP_CHARS = 32 * 1024
+
+
+# Validation -----------------------------------------------------------------
+
+
+def parse_message(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadMessage("bad_json", f"The message is not valid JSON: {err.msg}.") from err
+    if not isinstance(data, dict):
+        raise BadMessage("bad_json", "A message must be a JSON object, like {\"type\": \"ping\"}.")
+    request_id = data.get("id")
+    if request_id is not None and not (
+        (isinstance(request_id, str) and len(request_id) <= 64)
+        or (isinstance(request_id, int) and not isinstance(request_id, bool))
+    ):
+        raise InvalidField('"id" must be a string of at most 64 characters or a whole number.')
+    if not isinstance(data.get("type"), str):
+        raise BadMessage("missing_type", 'The message has no "type" string.')
+    return data
+
+
+def call_id_field(data: dict[str, Any]) -> uuid.UUID:
+    value = data.get("call_id")
+    if not isinstance(value, str):
+        raise InvalidField('"call_id" is required and must be a string.')
+    try:
+        return uuid.UUID(value)
+    except ValueError as err:
+        raise InvalidField(f'"call_id" {value[:64]!r} is not a call id.') from err
+
+
+def description_field(data: dict[str, Any]) -> dict[str, str]:
+    desc = data.get("description")
+    if not isinstance(desc, dict):
+        raise InvalidField('"description" must be an object with "type" and "sdp".')
+    kind, sdp = desc.get("type"), desc.get("sdp")
+    if kind not in ("offer", "answer"):
+        raise InvalidField('"description.type" must be "offer" or "answer".')
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise InvalidField('"description.sdp" must be an SDP text starting with "v=0".')
+    if len(sdp) > MAX_SDP_CHARS:
+        raise InvalidField(f'"description.sdp" is longer than {MAX_SDP_CHARS} characters.')
+    return {"type": kind, "sdp": sdp}
+
+
+def candidate_field(data: dict[str, Any]) -> dict[str, Any] | None:
+    if "candidate" not in data:
+        raise InvalidField('"candidate" is required (an ICE candidate object, or null).')
+    cand = data["candidate"]
+    if cand is None:
+        return None
+    if not isinstance(cand, dict) or not isinstance(cand.get("candidate"), str):
+        raise InvalidField('"candidate" must be an object with a "candidate" string, or null.')
+    mid = cand.get("sdpMid")
+    index = cand.get("sdpMLineIndex")
+    if mid is not None and not isinstance(mid, str):
+        raise InvalidField('"candidate.sdpMid" must be a string or null.')
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise InvalidField('"candidate.sdpMLineIndex" must be a whole number or null.')
+    if len(cand["candidate"]) > 1024:
+        raise InvalidField('"candidate.candidate" is too long.')
+    return {"candidate": cand["candidate"], "sdpMid": mid, "sdpMLineIndex": index}
+
+
+# The connection loop shared by both endpoints ----------------------------------
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Connection:
+    request: web.Request
+    ws: web.WebSocketResponse
+    kind: str
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.request.app[POOL]
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            await self.ws.send_json(payload)
+
+    async def send_error(self, err: SignvideoError, data: dict[str, Any] | None) -> None:
+        self.request.app[METRICS].protocol_errors.labels(err.code).inc()
+        reply: dict[str, Any] = {"type": "error", "code": err.code, "message": err.message}
+        if data is not None:
+            if "id" in data:
+                reply["in_reply_to"] = data["id"]
+            if isinstance(data.get("type"), str):
+                reply["request_type"] = data["type"][:64]
+        await self.send(reply)
+
+    async def serve(self) -> None:
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                await self.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await self.send_error(
+                    BadMessage("too_big", "Binary frames are not accepted; send JSON text."),
+                    None,
+                )
+            elif msg.type == WSMsgType.ERROR:
+                log.info("%s socket error: %s", self.kind, self.ws.exception())
+
+    async def handle_text(self, text: str) -> None:
+        data: dict[str, Any] | None = None
+        try:
+            data = parse_message(text)
+            handler = self.handlers.get(data["type"])
+            if handler is None:
+                known = ", ".join(sorted(self.handlers))
+                raise BadMessage(
+                    "unknown_type",
+                    f"Unknown message type {data['type'][:64]!r}; this endpoint accepts {known}.",
+                )
+            await handler(data)
+        except SignvideoError as err:
+            await self.send_error(err, data)
+        except (OSError, asyncpg.PostgresError):
+            # The database or network failed under us; the transaction rolled
+            # back, so nothing is half-changed. Say so and keep the socket.
+            log.exception("%s message failed", self.kind)
+            await self.send_error(
+                BadMessage("unavailable", "The service could not do that just now; try again."),
+                data,
+            )
+
+
+async def _open(request: web.Request, kind: str) -> Connection:
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    return Connection(request, ws, kind)
+
+
+# Callers ----------------------------------------------------------------------
+
+
+async def caller_socket(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    conn = await _open(request, "caller")
+    pool, hub, config = app[POOL], app[HUB], app[CONFIG]
+    gauge = app[METRICS].websockets_open.labels("caller")
+    gauge.inc()
+    call_id: uuid.UUID | None = None
+    ended = False
+
+    def own_call(data: dict[str, Any]) -> uuid.UUID:
+        wanted = call_id_field(data)
+        if call_id is None:
+            raise OutOfTurn("You have not joined the queue yet.")
+        if wanted != call_id:
+            raise OutOfTurn("That call id is not yours.")
+        return call_id
+
+    async def on_join(data: dict[str, Any]) -> None:
+        nonlocal call_id
+        if call_id is not None:
+            raise OutOfTurn("You have already joined the queue.")
+        slug = data.get("authority")
+        if not isinstance(slug, str) or not slug or len(slug) > 63:
+            raise InvalidField('"authority" is required: the short name from your link.')
+        joined = await routing.join_queue(pool, slug)
+        call_id = joined.call_id
+        hub.register(routing.caller_key(call_id), conn.ws)
+        position = (await routing.positions(pool, [call_id])).get(call_id, 1)
+        hub.watch_position(call_id, conn.ws, position)
+        await conn.send(
+            {
+                "type": "queued",
+                "call_id": str(call_id),
+                "authority": joined.authority_slug,
+                "position": position,
+                "token": joined.token,
+            }
+        )
+        await routing.match_waiting(pool, config.offer_timeout)
+
+    async def finish(data: dict[str, Any], reason: str, allowed: tuple[str, ...]) -> None:
+        nonlocal ended
+        mine = own_call(data)
+        state = await pool.fetchval("SELECT state FROM calls WHERE id = $1", mine)
+        if state not in allowed:
+            if state == "ended":
+                raise OutOfTurn("This call has already ended.")
+            raise OutOfTurn(
+                "You can leave the queue only while waiting, and hang up only when connected."
+            )
+        if await routing.end_call(pool, mine, reason, "caller"):
+            app[METRICS].calls_ended.labels(reason).inc()
+        ended = True
+        hub.unwatch_position(mine)
+        await routing.match_waiting(pool, config.offer_timeout)
+
+    async def on_leave(data: dict[str, Any]) -> None:
+        await finish(data, "caller_left", ("queued", "offered"))
+
+    async def on_hangup(data: dict[str, Any]) -> None:
+        await finish(data, "caller_hung_up", ("answered",))
+
+    async def on_sdp(data: dict[str, Any]) -> None:
+        mine = own_call(data)
+        payload = {"type": "sdp", "call_id": str(mine), "description": description_field(data)}
+        await routing.relay_from_caller(pool, mine, payload)
+
+    async def on_ice(data: dict[str, Any]) -> None:
+        mine = own_call(data)
+        payload = {"type": "ice", "call_id": str(mine), "candidate": candidate_field(data)}
+        await routing.relay_from_caller(pool, mine, payload)
+
+    async def on_ping(_data: dict[str, Any]) -> None:
+        await conn.send({"type": "pong"})
+
+    conn.handlers = {
+        "join": on_join,
+        "leave": on_leave,
+        "hangup": on_hangup,
+        "sdp": on_sdp,
+        "ice": on_ice,
+        "ping": on_ping,
+    }
+    try:
+        await conn.serve()
+    finally:
+        gauge.dec()
+        if call_id is not None:
+            hub.unwatch_position(call_id)
+            hub.unregister(routing.caller_key(call_id), conn.ws)
+            if not ended and not app[STOPPING].is_set():
+                # Shielded: the handler may be cancelled when the client vanishes.
+                await asyncio.shield(_caller_vanished(app, call_id))
+    return conn.ws
+
+
+async def _caller_vanished(app: web.Application, call_id: uuid.UUID) -> None:
+    pool = app[POOL]
+    try:
+        if await routing.end_call(
+            pool, call_id, "caller_disconnected", "caller", tell_caller=False
+        ):
+            app[METRICS].calls_ended.labels("caller_disconnected").inc()
+        await routing.match_waiting(pool, app[CONFIG].offer_timeout)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        log.exception("could not end call %s after its caller disconnected", call_id)
+
+
+# Interpreter consoles --------------------------------------------------------
+
+
+async def console_socket(request: web.Request) -> web.WebSocketResponse:
+    user = await current_user(request)
+    if user is None:
+        raise web.HTTPUnauthorized(text="Sign in as an interpreter first, at /login.")
+    if user.role != "interpreter":
+        raise web.HTTPForbidden(text="Only interpreters can open the console.")
+    app = request.app
+    pool, hub, config = app[POOL], app[HUB], app[CONFIG]
+    conn = await _open(request, "console")
+    gauge = app[METRICS].websockets_open.labels("console")
+    gauge.inc()
+    key = routing.interpreter_key(user.id)
+    replaced = hub.register(key, conn.ws)
+    if replaced is not None:
+        await replaced.close(code=4000, message=b"The console was opened in another window.")
+
+    async def on_availability(data: dict[str, Any]) -> None:
+        available = data.get("available")
+        if not isinstance(available, bool):
+            raise InvalidField('"available" must be true or false.')
+        await routing.set_availability(pool, user.id, available)
+        if available:
+            await routing.match_waiting(pool, config.offer_timeout)
+
+    async def on_accept(data: dict[str, Any]) -> None:
+        await routing.accept(
+            pool, user.id, user.display_name, call_id_field(data), config.ice_servers
+        )
+
+    async def on_decline(data: dict[str, Any]) -> None:
+        await routing.decline(pool, user.id, call_id_field(data))
+        await routing.match_waiting(pool, config.offer_timeout)
+
+    async def on_hangup(data: dict[str, Any]) -> None:
+        call_id = call_id_field(data)
+        state, current = await routing.interpreter_state(pool, user.id)
+        if state != "in_call" or current != call_id:
+            raise OutOfTurn("You can only hang up a call you are in.")
+        if await routing.end_call(pool, call_id, "interpreter_hung_up", "interpreter"):
+            app[METRICS].calls_ended.labels("interpreter_hung_up").inc()
+        await routing.match_waiting(pool, config.offer_timeout)
+
+    async def on_sdp(data: dict[str, Any]) -> None:
+        call_id = call_id_field(data)
+        payload = {"type": "sdp", "call_id": str(call_id), "description": description_field(data)}
+        await routing.relay_from_interpreter(pool, user.id, call_id, payload)
+
+    async def on_ice(data: dict[str, Any]) -> None:
+        call_id = call_id_field(data)
+        payload = {"type": "ice", "call_id": str(call_id), "candidate": candidate_field(data)}
+        await routing.relay_from_interpreter(pool, user.id, call_id, payload)
+
+    async def on_ping(_data: dict[str, Any]) -> None:
+        await conn.send({"type": "pong"})
+
+    conn.handlers = {
+        "set_availability": on_availability,
+        "accept": on_accept,
+        "decline": on_decline,
+        "hangup": on_hangup,
+        "sdp": on_sdp,
+        "ice": on_ice,
+        "ping": on_ping,
+    }
+    state, current = await routing.interpreter_state(pool, user.id)
+    await conn.send(
+        {"type": "state", "state": state, "call_id": None if current is None else str(current)}
+    )
+    try:
+        await conn.serve()
+    finally:
+        gauge.dec()
+        if hub.unregister(key, conn.ws) and not app[STOPPING].is_set():
+            await asyncio.shield(_console_vanished(app, user.id))
+    return conn.ws
+
+
+async def _console_vanished(app: web.Application, user_id: int) -> None:
+    pool = app[POOL]
+    try:
+        await routing.interpreter_gone(pool, user_id)
+        await routing.match_waiting(pool, app[CONFIG].offer_timeout)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        log.exception("could not sign off interpreter %s after the console closed", user_id)

@@ -1,0 +1,228 @@
+"""HTML pages and the finance export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from signvideo import auth, billing
+from signvideo.db import Q
+from signvideo.keys import CONFIG, METRICS, POOL
+
+MAX_EXPORT_DAYS = 366
+
+END_REASONS = {
+    "caller_left": "You left the queue.",
+    "caller_disconnected": "Your connection was lost.",
+    "caller_hung_up": "You hung up.",
+    "interpreter_hung_up": "The interpreter hung up.",
+    "interpreter_disconnected": "The interpreter's connection was lost.",
+}
+
+
+async def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    context = {"user": await auth.current_user(request), **context}
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+async def _authority(request: web.Request, slug: str) -> Any:
+    row = await request.app[POOL].fetchrow(Q["authority_by_slug"], slug)
+    if row is None:
+        raise web.HTTPNotFound(
+            text=f"There is no service at /call/{slug}. "
+            "Check the link your council or public body gave you."
+        )
+    return row
+
+
+async def index(request: web.Request) -> web.Response:
+    return await render(request, "index.html", {})
+
+
+async def help_page(request: web.Request) -> web.Response:
+    return await render(request, "help.html", {})
+
+
+async def caller_page(request: web.Request) -> web.Response:
+    authority = await _authority(request, request.match_info["slug"])
+    return await render(
+        request,
+        "caller.html",
+        {"authority": authority, "ice_servers": request.app[CONFIG].ice_servers},
+    )
+
+
+async def call_ended(request: web.Request) -> web.Response:
+    authority = await _authority(request, request.match_info["slug"])
+    reason = END_REASONS.get(request.query.get("reason", ""), "The call is over.")
+    return await render(request, "call_ended.html", {"authority": authority, "reason_text": reason})
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths: never redirect a person to another site after sign-in."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return await render(
+        request,
+        "login.html",
+        {"error": None, "email": "", "next": _safe_next(request.query.get("next"))},
+    )
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    email = form.get("email")
+    password = form.get("password")
+    next_path = _safe_next(str(form.get("next", "")))
+    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+        return await render(
+            request,
+            "login.html",
+            {"error": "Enter your email address and password.", "email": email or "",
+             "next": next_path},
+            status=400,
+        )
+    user = await auth.sign_in(request, email, password)
+    if user is None:
+        return await render(
+            request,
+            "login.html",
+            {"error": "The email address or password is not right. Check them and try again.",
+             "email": email, "next": next_path},
+            status=401,
+        )
+    if next_path == "/":
+        next_path = {"interpreter": "/console", "finance": "/finance"}.get(user.role, "/")
+    response = web.HTTPSeeOther(next_path)
+    await auth.start_session(request, response, user)
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.HTTPSeeOther("/")
+    await auth.end_session(request, response)
+    raise response
+
+
+async def console(request: web.Request) -> web.Response:
+    await auth.require_role(request, "interpreter")
+    return await render(request, "console.html", {"ice_servers": request.app[CONFIG].ice_servers})
+
+
+async def _finance_authorities(request: web.Request, user: auth.User) -> list[Any]:
+    pool = request.app[POOL]
+    if user.authority_id is None:
+        return await pool.fetch("SELECT id, slug, name FROM authorities ORDER BY name")
+    return await pool.fetch(
+        "SELECT id, slug, name FROM authorities WHERE id = $1", user.authority_id
+    )
+
+
+def _month_range(today: dt.date) -> tuple[str, str]:
+    first = today.replace(day=1)
+    return first.isoformat(), today.isoformat()
+
+
+async def finance_page(request: web.Request) -> web.Response:
+    user = await auth.require_role(request, "finance", "admin")
+    first, last = _month_range(dt.date.today())
+    return await render(
+        request,
+        "finance.html",
+        {
+            "authorities": await _finance_authorities(request, user),
+            "default_from": first,
+            "default_to": last,
+            "error": None,
+        },
+    )
+
+
+def _parse_day(value: str | None, name: str) -> dt.date:
+    if not value:
+        raise ValueError(f"Enter a '{name}' date, like 2026-11-01.")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"The '{name}' date {value[:40]!r} is not a date; write it like 2026-11-01."
+        ) from None
+
+
+async def usage_csv(request: web.Request) -> web.StreamResponse:
+    user = await auth.require_role(request, "finance", "admin")
+    allowed = await _finance_authorities(request, user)
+    query = request.query
+    slug = query.get("authority", "")
+
+    async def refuse(message: str, status: int) -> web.Response:
+        first, last = _month_range(dt.date.today())
+        return await render(
+            request,
+            "finance.html",
+            {
+                "authorities": allowed,
+                "default_from": query.get("from", first)[:10],
+                "default_to": query.get("to", last)[:10],
+                "error": message,
+            },
+            status=status,
+        )
+
+    if not slug:
+        return await refuse("Choose an authority.", 400)
+    authority = next((a for a in allowed if a["slug"] == slug), None)
+    if authority is None:
+        exists = await request.app[POOL].fetchval(
+            "SELECT 1 FROM authorities WHERE slug = $1", slug
+        )
+        if exists:
+            return await refuse("Your account cannot see that authority's usage.", 403)
+        return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
+    try:
+        first_day = _parse_day(query.get("from"), "from")
+        last_day = _parse_day(query.get("to"), "to")
+    except ValueError as err:
+        return await refuse(str(err), 400)
+    if last_day < first_day:
+        return await refuse("The 'to' date is before the 'from' date.", 400)
+    if (last_day - first_day).days >= MAX_EXPORT_DAYS:
+        return await refuse(f"Choose a range of at most {MAX_EXPORT_DAYS} days.", 400)
+
+    filename = f"signvideo-usage-{slug}-{first_day}-to-{last_day}.csv"
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8; header=present",
+            "Content-Disposition": f"attachment; filename=\"{filename}\"",
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    async for chunk in billing.usage_csv_chunks(
+        request.app[POOL], authority["id"], first_day, last_day
+    ):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    await request.app[POOL].fetchval("SELECT 1")
+    return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    registry.waiting_callers.set(await request.app[POOL].fetchval(Q["waiting_count"]))
+    body = generate_latest(registry.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,131 @@
+"""The real application on a real database, reached through real HTTP and WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from signvideo import demo
+from signvideo.app import create_app
+from signvideo.config import Config
+from signvideo.db import create_pool
+
+INTERPRETER_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(database_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def seeded(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as con:
+        await demo.seed(con)
+
+
+@pytest.fixture
+def config(database_url: str) -> Config:
+    return Config(database_url=database_url, offer_timeout=20, mailbox_poll_interval=0.5)
+
+
+@pytest.fixture
+async def client(
+    config: Config, seeded: None, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
+) -> TestClient[Any, Any]:
+    # aiohttp_client comes last so that it is torn down (the app stopped) before
+    # the database it uses is dropped.
+    return await aiohttp_client(create_app(config))
+
+
+async def add_interpreter(pool: asyncpg.Pool, email: str, name: str = "Interpreter") -> int:
+    from signvideo.auth import hash_password
+
+    user_id: int = await pool.fetchval(
+        "INSERT INTO users (email, display_name, role, password_hash) "
+        "VALUES ($1, $2, 'interpreter', $3) RETURNING id",
+        email,
+        name,
+        hash_password(INTERPRETER_PASSWORD),
+    )
+    return user_id
+
+
+async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> str:
+    """Sign in through the real form; returns the session cookie value."""
+    response = await client.post(
+        "/login", data={"email": email, "password": password, "next": "/"},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    token = response.cookies["signvideo_session"].value
+    # Each test peer carries its own cookie explicitly, so several staff can
+    # be signed in through one client.
+    client.session.cookie_jar.clear()
+    return token
+
+
+class Peer:
+    """A WebSocket client that keeps messages until a test asks for them."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send_str(json.dumps(message))
+
+    async def send_raw(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg.type}"
+        data: dict[str, Any] = json.loads(msg.data)
+        return data
+
+    async def expect(self, type_: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
+        """Read until a message of ``type_`` (with ``fields``) arrives; fail on an error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {type_} message with {fields} within {timeout} s")
+            data = await self.receive(remaining)
+            if data["type"] == "error" and type_ != "error":
+                raise AssertionError(f"server sent an error while waiting for {type_}: {data}")
+            if data["type"] == type_ and all(data.get(k) == v for k, v in fields.items()):
+                return data
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@pytest.fixture
+def open_caller(client: TestClient[Any, Any]) -> Callable[[], Awaitable[Peer]]:
+    async def opener() -> Peer:
+        return Peer(await client.ws_connect("/ws/caller"))
+
+    return opener
+
+
+@pytest.fixture
+def open_console(client: TestClient[Any, Any]) -> Callable[[str], Awaitable[Peer]]:
+    async def opener(session: str) -> Peer:
+        ws = await client.ws_connect(
+            "/ws/console", headers={"Cookie": f"signvideo_session={session}"}
+        )
+        peer = Peer(ws)
+        await peer.expect("state")
+        return peer
+
+    return opener

@@ -1,0 +1,258 @@
+"""The signalling protocol over real WebSockets on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
+
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+Opener = Callable[[], Awaitable[Peer]]
+ConsoleOpener = Callable[[str], Awaitable[Peer]]
+
+
+async def interpreter(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_console: ConsoleOpener, email: str
+) -> tuple[int, Peer]:
+    user_id = await add_interpreter(pool, email)
+    console = await open_console(await sign_in(client, email, INTERPRETER_PASSWORD))
+    return user_id, console
+
+
+async def test_call_from_queue_to_charge(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    first, second = await open_caller(), await open_caller()
+    await first.send(type="join", authority="demo")
+    queued = await first.expect("queued")
+    assert queued["position"] == 1
+    await second.send(type="join", authority="demo")
+    assert (await second.expect("queued"))["position"] == 2
+
+    user_id, console = await interpreter(client, pool, open_console, "ann@example.org")
+    await console.send(type="set_availability", available=True)
+    await console.expect("state", state="available")
+    offer = await console.expect("offer")
+    assert offer["call_id"] == queued["call_id"]
+    assert offer["authority"] == {"slug": "demo", "name": "Demo Borough Council"}
+    await console.expect("state", state="offered")
+
+    await console.send(type="accept", call_id=offer["call_id"])
+    connected = await console.expect("connected")
+    assert connected["role"] == "interpreter"
+    caller_connected = await first.expect("connected")
+    assert caller_connected["role"] == "caller"
+    # The second caller moves up once the first is answered.
+    assert (await second.expect("position"))["position"] == 1
+
+    # SDP and ICE are relayed between the two, and only between them.
+    await console.send(type="sdp", call_id=offer["call_id"],
+                       description={"type": "offer", "sdp": SDP})
+    relayed = await first.expect("sdp")
+    assert relayed["description"] == {"type": "offer", "sdp": SDP}
+    await first.send(type="ice", call_id=queued["call_id"],
+                     candidate={"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+                                "sdpMid": "0", "sdpMLineIndex": 0})
+    assert (await console.expect("ice"))["candidate"]["sdpMid"] == "0"
+
+    await asyncio.sleep(1.1)
+    await first.send(type="hangup", call_id=queued["call_id"])
+    assert (await first.expect("ended"))["reason"] == "caller_hung_up"
+    assert (await console.expect("ended"))["reason"] == "caller_hung_up"
+    await console.expect("state", state="available")
+    # The waiting caller is offered to the interpreter who is free again.
+    assert (await console.expect("offer"))["call_id"] != queued["call_id"]
+
+    charge = await pool.fetchrow("SELECT * FROM charges WHERE call_id = $1::uuid",
+                                 queued["call_id"])
+    assert charge["billable_seconds"] >= 2
+    assert charge["charge_pence"] == 150  # one minute started, 150 p a minute
+    kinds = [r["kind"] for r in await pool.fetch(
+        "SELECT kind FROM call_events WHERE call_id = $1::uuid ORDER BY id", queued["call_id"])]
+    assert kinds == ["queued", "offered", "answered", "ended"]
+    assert user_id == charge_interpreter(await pool.fetchrow(
+        "SELECT interpreter_id FROM calls WHERE id = $1::uuid", queued["call_id"]))
+
+
+def charge_interpreter(row: asyncpg.Record) -> int:
+    value: int = row["interpreter_id"]
+    return value
+
+
+async def test_decline_keeps_place_and_skips_interpreter(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_availability", available=True)
+    offer = await ann.expect("offer")
+    _, bob = await interpreter(client, pool, open_console, "bob@example.org")
+    await bob.send(type="set_availability", available=True)
+    await bob.expect("state", state="available")
+
+    await ann.send(type="decline", call_id=offer["call_id"])
+    await ann.expect("state", state="available")
+    assert (await bob.expect("offer"))["call_id"] == queued["call_id"]
+    state = await pool.fetchrow("SELECT state, queued_at FROM calls WHERE id = $1::uuid",
+                                queued["call_id"])
+    assert state["state"] == "offered"
+
+
+async def test_offer_expires_and_goes_to_next(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_availability", available=True)
+    await ann.expect("offer")
+    # Make the offer overdue rather than waiting 20 s for it.
+    await pool.execute("UPDATE calls SET offer_expires_at = now() - interval '1 second' "
+                       "WHERE id = $1::uuid", queued["call_id"])
+    withdrawn = await ann.expect("offer_withdrawn")
+    assert withdrawn["reason"] == "expired"
+    await ann.send(type="accept", call_id=queued["call_id"])
+    error = await ann.expect("error")
+    assert error["code"] == "out_of_turn"
+
+
+async def test_leaving_and_disconnecting_end_the_call_unbilled(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener
+) -> None:
+    leaver, vanisher = await open_caller(), await open_caller()
+    await leaver.send(type="join", authority="demo")
+    left = await leaver.expect("queued")
+    await vanisher.send(type="join", authority="demo")
+    vanished = await vanisher.expect("queued")
+    await leaver.send(type="leave", call_id=left["call_id"])
+    assert (await leaver.expect("ended"))["reason"] == "caller_left"
+    await vanisher.close()
+    for _ in range(50):
+        reason = await pool.fetchval("SELECT end_reason FROM calls WHERE id = $1::uuid",
+                                     vanished["call_id"])
+        if reason:
+            break
+        await asyncio.sleep(0.05)
+    assert reason == "caller_disconnected"
+    assert await pool.fetchval("SELECT count(*) FROM charges") == 0
+
+
+async def test_interpreter_hangs_up_and_console_loss_ends_call(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_availability", available=True)
+    for reason in ("interpreter_hung_up", "interpreter_disconnected"):
+        caller = await open_caller()
+        await caller.send(type="join", authority="demo")
+        queued = await caller.expect("queued")
+        offer = await ann.expect("offer")
+        await ann.send(type="accept", call_id=offer["call_id"])
+        await caller.expect("connected")
+        if reason == "interpreter_hung_up":
+            await ann.send(type="hangup", call_id=queued["call_id"])
+            await ann.expect("ended", reason=reason)
+        else:
+            await ann.close()
+        assert (await caller.expect("ended"))["reason"] == reason
+        assert await pool.fetchval("SELECT count(*) FROM charges WHERE call_id = $1::uuid",
+                                   queued["call_id"]) == 1
+
+
+async def test_malformed_and_out_of_turn_messages_get_errors(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    caller = await open_caller()
+    cases: list[tuple[str, str]] = [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        ('{"kind": "join"}', "missing_type"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "join"}', "invalid_field"),
+        ('{"type": "join", "authority": 7}', "invalid_field"),
+        ('{"type": "join", "authority": "atlantis"}', "not_found"),
+        ('{"type": "hangup", "call_id": "not-a-uuid"}', "invalid_field"),
+        ('{"type": "hangup", "call_id": "00000000-0000-0000-0000-000000000000"}', "out_of_turn"),
+        ('{"type": "leave", "call_id": "00000000-0000-0000-0000-000000000000", "id": "r1"}',
+         "out_of_turn"),
+    ]
+    for text, code in cases:
+        await caller.send_raw(text)
+        reply = await caller.receive()
+        assert reply["type"] == "error", (text, reply)
+        assert reply["code"] == code, (text, reply)
+        assert reply["message"], text
+    assert reply["in_reply_to"] == "r1"
+
+    # The socket still works after all that.
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    await caller.send(type="join", authority="demo")
+    assert (await caller.expect("error"))["code"] == "out_of_turn"
+    await caller.send(type="sdp", call_id=queued["call_id"],
+                      description={"type": "offer", "sdp": SDP})
+    assert (await caller.expect("error"))["code"] == "out_of_turn"
+    await caller.send(type="sdp", call_id=queued["call_id"], description={"type": "x"})
+    assert (await caller.expect("error"))["code"] == "invalid_field"
+    await caller.send(type="ice", call_id=queued["call_id"], candidate={"candidate": 3})
+    assert (await caller.expect("error"))["code"] == "invalid_field"
+    await caller.send(type="hangup", call_id=queued["call_id"])
+    assert (await caller.expect("error"))["code"] == "out_of_turn"
+    await caller.ws.send_bytes(b"\x00\x01")
+    assert (await caller.expect("error"))["code"] == "too_big"
+    await caller.send(type="ping")
+    await caller.expect("pong")
+    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid",
+                               queued["call_id"]) == "queued"
+
+    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    await ann.send(type="accept", call_id=queued["call_id"])
+    assert (await ann.expect("error"))["code"] == "out_of_turn"
+    await ann.send(type="set_availability", available="yes")
+    assert (await ann.expect("error"))["code"] == "invalid_field"
+    await ann.send(type="decline", call_id="00000000-0000-0000-0000-000000000000")
+    assert (await ann.expect("error"))["code"] == "not_found"
+    await ann.send(type="join", authority="demo")
+    assert (await ann.expect("error"))["code"] == "unknown_type"
+    await ann.send(type="set_availability", available=True)
+    offer = await ann.expect("offer")
+    await ann.send(type="set_availability", available=False)
+    assert (await ann.expect("error"))["code"] == "out_of_turn"
+    await ann.send(type="sdp", call_id=offer["call_id"],
+                   description={"type": "offer", "sdp": SDP})
+    assert (await ann.expect("error"))["code"] == "out_of_turn"
+    # None of it changed the call.
+    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid",
+                               queued["call_id"]) == "offered"
+
+
+async def test_oversized_message_closes_socket(open_caller: Opener) -> None:
+    caller = await open_caller()
+    await caller.send_raw('{"type": "ping", "pad": "' + "x" * 70_000 + '"}')
+    msg = await caller.ws.receive(timeout=5)
+    assert msg.type.name in ("CLOSE", "CLOSED", "CLOSING")
+    assert caller.ws.close_code == 1009
+
+
+async def test_console_needs_interpreter_session(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/ws/console", headers={"Upgrade": "websocket",
+                                                         "Connection": "Upgrade"})
+    assert response.status == 401
+    assert "Sign in" in await response.text()
+    finance = await sign_in(client, "finance@demo.example", "finance-demo")
+    response = await client.get("/ws/console", headers={"Cookie": f"signvideo_session={finance}"})
+    assert response.status == 403
