@@ -1,0 +1,104 @@
+"""Routing and charging decisions on a real database, as several processes would make them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from signvideo import routing
+from signvideo.db import create_pool
+from tests.integration.conftest import add_interpreter
+
+
+async def test_two_processes_never_give_an_interpreter_two_calls(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """Two pools stand for two server processes matching the same queue at once."""
+    other = await create_pool(database_url, min_size=1, max_size=10)
+    try:
+        interpreters = [await add_interpreter(pool, f"i{n}@example.org") for n in range(12)]
+        calls = [await routing.join_queue(pool, "demo") for _ in range(20)]
+        for user_id in interpreters:
+            await routing.set_availability(pool, user_id, True)
+        made = await asyncio.gather(
+            *(routing.match_waiting(p, 20) for p in (pool, other, pool, other))
+        )
+        assert sum(made) == 12
+        rows = await pool.fetch(
+            "SELECT interpreter_id, count(*) AS n FROM calls WHERE state = 'offered' "
+            "GROUP BY interpreter_id"
+        )
+        assert sorted(r["interpreter_id"] for r in rows) == sorted(interpreters)
+        assert all(r["n"] == 1 for r in rows)
+        # First come, first served: the twelve oldest calls were offered.
+        offered = {r["id"] for r in await pool.fetch("SELECT id FROM calls WHERE state='offered'")}
+        assert offered == {c.call_id for c in calls[:12]}
+        states = await pool.fetch("SELECT state, call_id FROM interpreter_status")
+        assert all(r["state"] == "offered" and r["call_id"] is not None for r in states)
+    finally:
+        await other.close()
+
+
+async def test_database_refuses_a_second_live_call(pool: asyncpg.Pool, seeded: None) -> None:
+    user_id = await add_interpreter(pool, "ann@example.org")
+    first = await routing.join_queue(pool, "demo")
+    second = await routing.join_queue(pool, "demo")
+    await routing.set_availability(pool, user_id, True)
+    assert await routing.match_waiting(pool, 20) == 1
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute(
+            "UPDATE calls SET state='offered', interpreter_id=$1, "
+            "offer_expires_at = now() + interval '20 s' WHERE id = $2",
+            user_id, second.call_id,
+        )
+    assert first.call_id != second.call_id
+
+
+async def answered_call(pool: asyncpg.Pool) -> routing.Joined:
+    user_id = await add_interpreter(pool, "ann@example.org")
+    joined = await routing.join_queue(pool, "demo")
+    await routing.set_availability(pool, user_id, True)
+    await routing.match_waiting(pool, 20)
+    await routing.accept(pool, user_id, "Ann", joined.call_id, [])
+    # Pretend the call has been going for 61 s: two minutes started.
+    await pool.execute(
+        "UPDATE calls SET answered_at = now() - interval '61 seconds' WHERE id = $1",
+        joined.call_id,
+    )
+    return joined
+
+
+async def test_an_end_processed_twice_at_once_charges_once(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    joined = await answered_call(pool)
+    other = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        results = await asyncio.gather(
+            routing.end_call(pool, joined.call_id, "caller_hung_up", "caller"),
+            routing.end_call(other, joined.call_id, "interpreter_hung_up", "interpreter"),
+        )
+    finally:
+        await other.close()
+    assert sorted(results) == [False, True]
+    charges = await pool.fetch("SELECT * FROM charges WHERE call_id = $1", joined.call_id)
+    assert len(charges) == 1
+    assert charges[0]["billable_seconds"] in (61, 62)
+    assert charges[0]["charge_pence"] == 300
+    assert await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller") is False
+    assert await pool.fetchval("SELECT count(*) FROM charges") == 1
+
+
+async def test_charges_and_events_cannot_be_edited(pool: asyncpg.Pool, seeded: None) -> None:
+    joined = await answered_call(pool)
+    await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller")
+    for statement in (
+        "UPDATE charges SET charge_pence = 1",
+        "DELETE FROM charges",
+        "UPDATE call_events SET kind = 'x'",
+        "DELETE FROM call_events",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await pool.execute(statement)

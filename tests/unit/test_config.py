@@ -1,0 +1,58 @@
+"""Settings: parsing, clear refusals, and documentation of every one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signvideo.config import SETTINGS, Config, ConfigError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults() -> None:
+    config = Config.load({}, environ={})
+    assert (config.host, config.port, config.database_url) == ("127.0.0.1", 8080, None)
+    assert config.offer_timeout == 20
+    assert config.ice_servers == []
+
+
+def test_flags_beat_environment() -> None:
+    config = Config.load({"port": "9000"}, environ={"SIGNVIDEO_PORT": "8000",
+                                                    "SIGNVIDEO_OFFER_TIMEOUT": "5"})
+    assert config.port == 9000
+    assert config.offer_timeout == 5
+
+
+def test_ice_servers_forms() -> None:
+    urls = Config.load({}, environ={"SIGNVIDEO_ICE_SERVERS": "stun:a.example:3478, turn:b"})
+    assert urls.ice_servers == [{"urls": ["stun:a.example:3478", "turn:b"]}]
+    as_json = Config.load(
+        {"ice_servers": '[{"urls": "turn:t", "username": "u", "credential": "p"}]'}, environ={}
+    )
+    assert as_json.ice_servers[0]["username"] == "u"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "says"),
+    [
+        ("SIGNVIDEO_PORT", "http", "SIGNVIDEO_PORT='http'"),
+        ("SIGNVIDEO_PORT", "70000", "1 to 65535"),
+        ("SIGNVIDEO_OFFER_TIMEOUT", "-3", "above 0"),
+        ("DATABASE_URL", "mysql://x", "postgresql://"),
+        ("SIGNVIDEO_ICE_SERVERS", "http://x", "not a stun:"),
+        ("SIGNVIDEO_ICE_SERVERS", "[{]", "SIGNVIDEO_ICE_SERVERS"),
+        ("SIGNVIDEO_LOG_LEVEL", "loud", "one of"),
+    ],
+)
+def test_bad_values_are_named(env: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        Config.load({}, environ={env: value})
+    assert says in str(caught.value)
+
+
+def test_every_setting_is_documented_in_readme() -> None:
+    text = README.read_text()
+    missing = [s.env for s in SETTINGS if f"`{s.env}`" not in text]
+    assert not missing, f"settings missing from README.md: {missing}"

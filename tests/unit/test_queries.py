@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signvideo.db import Q, load_queries
+
+
+def test_named_queries_load() -> None:
+    assert "next_match" in Q
+    assert Q["next_match"].startswith("-- First come")
+
+
+def test_duplicate_query_names_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.sql").write_text("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n")
+    with pytest.raises(ValueError, match="defined twice"):
+        load_queries(tmp_path)
