@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from urllib.parse import quote
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from aiohttp import web
 from argon2 import PasswordHasher

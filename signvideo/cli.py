@@ -88,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"signvideo: bad setting: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
     embedded = None
     if config.database_url is None:
         try:
             embedded, uri = start_embedded(config.data_dir)
         except Exception as err:  # pgserver raises plain exceptions of several kinds
-            print(f"signvideo: could not start the embedded PostgreSQL in "
-                  f"{config.data_dir}: {err}", file=sys.stderr)
+            print(
+                f"signvideo: could not start the embedded PostgreSQL in {config.data_dir}: {err}",
+                file=sys.stderr,
+            )
             return 1
         print(f"Using the embedded PostgreSQL kept in {config.data_dir.resolve() / 'pgdata'}")
         config = dataclasses.replace(config, database_url=uri)

@@ -81,9 +81,10 @@ async def migrate(con: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> 
                    name text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = {r["version"]: r["name"] for r in await con.fetch(
-            "SELECT version, name FROM schema_migrations"
-        )}
+        applied = {
+            r["version"]: r["name"]
+            for r in await con.fetch("SELECT version, name FROM schema_migrations")
+        }
         known = {m.version for m in migrations}
         unknown = sorted(set(applied) - known)
         if unknown:
@@ -135,6 +136,7 @@ def start_embedded(data_dir: Path) -> tuple[Any, str]:
     # pgserver looks this up when imported; without it, it warns and guesses.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    import pgserver
-    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    from pgserver import postgres_server
+
+    server = postgres_server.get_server(data_dir / "pgdata", cleanup_mode="stop")
     return server, server.get_uri()

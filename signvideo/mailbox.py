@@ -111,7 +111,7 @@ class Hub:
                 self._mail_ids.put_nowait(-1)
                 self._queue_changed.set()
                 lost = asyncio.Event()
-                con.add_termination_listener(lambda _c: lost.set())
+                con.add_termination_listener(lambda _c, event=lost: event.set())
                 await lost.wait()
                 log.warning("LISTEN connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError) as err:

@@ -264,7 +264,11 @@ async def end_call(
                     await post(
                         con,
                         interpreter_key(interpreter_id),
-                        {"type": "offer_withdrawn", "call_id": str(call_id), "reason": "caller_left"},
+                        {
+                            "type": "offer_withdrawn",
+                            "call_id": str(call_id),
+                            "reason": "caller_left",
+                        },
                     )
                 else:
                     await post(con, interpreter_key(interpreter_id), ended)
@@ -292,8 +296,14 @@ async def interpreter_gone(pool: asyncpg.Pool, user_id: int) -> None:
         if row["state"] == "offered" and row["call_id"] is not None:
             await con.execute(Q["requeue_call"], row["call_id"])
             await con.execute(Q["record_decline"], row["call_id"], user_id)
-            await _event(con, row["call_id"], "offer_withdrawn", "interpreter", user_id,
-                         reason="interpreter_disconnected")
+            await _event(
+                con,
+                row["call_id"],
+                "offer_withdrawn",
+                "interpreter",
+                user_id,
+                reason="interpreter_disconnected",
+            )
         if row["state"] != "in_call":
             await con.execute(Q["set_interpreter_state"], user_id, "offline", None)
 

@@ -33,7 +33,7 @@ def parse_message(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise BadMessage("bad_json", f"The message is not valid JSON: {err.msg}.") from err
     if not isinstance(data, dict):
-        raise BadMessage("bad_json", "A message must be a JSON object, like {\"type\": \"ping\"}.")
+        raise BadMessage("bad_json", 'A message must be a JSON object, like {"type": "ping"}.')
     request_id = data.get("id")
     if request_id is not None and not (
         (isinstance(request_id, str) and len(request_id) <= 64)

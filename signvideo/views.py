@@ -88,8 +88,11 @@ async def login_submit(request: web.Request) -> web.Response:
         return await render(
             request,
             "login.html",
-            {"error": "Enter your email address and password.", "email": email or "",
-             "next": next_path},
+            {
+                "error": "Enter your email address and password.",
+                "email": email or "",
+                "next": next_path,
+            },
             status=400,
         )
     user = await auth.sign_in(request, email, password)
@@ -97,8 +100,11 @@ async def login_submit(request: web.Request) -> web.Response:
         return await render(
             request,
             "login.html",
-            {"error": "The email address or password is not right. Check them and try again.",
-             "email": email, "next": next_path},
+            {
+                "error": "The email address or password is not right. Check them and try again.",
+                "email": email,
+                "next": next_path,
+            },
             status=401,
         )
     if next_path == "/":
@@ -121,11 +127,14 @@ async def console(request: web.Request) -> web.Response:
 
 async def _finance_authorities(request: web.Request, user: auth.User) -> list[Any]:
     pool = request.app[POOL]
+    rows: list[Any]
     if user.authority_id is None:
-        return await pool.fetch("SELECT id, slug, name FROM authorities ORDER BY name")
-    return await pool.fetch(
-        "SELECT id, slug, name FROM authorities WHERE id = $1", user.authority_id
-    )
+        rows = await pool.fetch("SELECT id, slug, name FROM authorities ORDER BY name")
+    else:
+        rows = await pool.fetch(
+            "SELECT id, slug, name FROM authorities WHERE id = $1", user.authority_id
+        )
+    return rows
 
 
 def _month_range(today: dt.date) -> tuple[str, str]:
@@ -183,9 +192,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
         return await refuse("Choose an authority.", 400)
     authority = next((a for a in allowed if a["slug"] == slug), None)
     if authority is None:
-        exists = await request.app[POOL].fetchval(
-            "SELECT 1 FROM authorities WHERE slug = $1", slug
-        )
+        exists = await request.app[POOL].fetchval("SELECT 1 FROM authorities WHERE slug = $1", slug)
         if exists:
             return await refuse("Your account cannot see that authority's usage.", 403)
         return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
@@ -203,7 +210,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8; header=present",
-            "Content-Disposition": f"attachment; filename=\"{filename}\"",
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         }
     )

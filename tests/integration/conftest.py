@@ -63,7 +63,8 @@ async def add_interpreter(pool: asyncpg.Pool, email: str, name: str = "Interpret
 async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> str:
     """Sign in through the real form; returns the session cookie value."""
     response = await client.post(
-        "/login", data={"email": email, "password": password, "next": "/"},
+        "/login",
+        data={"email": email, "password": password, "next": "/"},
         allow_redirects=False,
     )
     assert response.status == 303, await response.text()

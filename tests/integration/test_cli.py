@@ -14,14 +14,25 @@ from pathlib import Path
 import asyncpg
 
 
-def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "signvideo", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, check=False)
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signvideo", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SIGNVIDEO_") and k != "DATABASE_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SIGNVIDEO_") and k != "DATABASE_URL"
+    }
     env.update(extra)
     return env
 
@@ -65,7 +76,10 @@ def test_migrate_starts_and_keeps_an_embedded_database(tmp_path: Path) -> None:
 def start_demo(env: dict[str, str], port: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "signvideo", "demo", "--port", str(port)],
-        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

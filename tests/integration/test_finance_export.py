@@ -84,14 +84,16 @@ async def test_bad_export_requests_say_what_is_wrong(
     client: TestClient[Any, Any], query: str, status: int, says: str
 ) -> None:
     session = await sign_in(client, "finance@demo.example", "finance-demo")
-    response = await client.get(f"/finance/usage.csv?{query}",
-                                headers={"Cookie": f"signvideo_session={session}"})
+    response = await client.get(
+        f"/finance/usage.csv?{query}", headers={"Cookie": f"signvideo_session={session}"}
+    )
     assert response.status == status
     assert says in await response.text()
 
 
-async def test_export_needs_a_finance_account(client: TestClient[Any, Any],
-                                              pool: asyncpg.Pool) -> None:
+async def test_export_needs_a_finance_account(
+    client: TestClient[Any, Any], pool: asyncpg.Pool
+) -> None:
     response = await client.get("/finance/usage.csv?authority=demo", allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"].startswith("/login?next=/finance/usage.csv")
@@ -99,8 +101,9 @@ async def test_export_needs_a_finance_account(client: TestClient[Any, Any],
     from tests.integration.conftest import INTERPRETER_PASSWORD
 
     session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
-    response = await client.get("/finance/usage.csv?authority=demo",
-                                headers={"Cookie": f"signvideo_session={session}"})
+    response = await client.get(
+        "/finance/usage.csv?authority=demo", headers={"Cookie": f"signvideo_session={session}"}
+    )
     assert response.status == 403
 
 

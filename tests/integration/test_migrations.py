@@ -20,8 +20,7 @@ async def test_applied_migrations_are_recorded_and_not_repeated(database_url: st
         await con.close()
 
 
-async def test_new_migration_is_applied_in_a_transaction(database_url: str,
-                                                         tmp_path: Path) -> None:
+async def test_new_migration_is_applied_in_a_transaction(database_url: str, tmp_path: Path) -> None:
     for path in MIGRATIONS_DIR.glob("*.sql"):
         (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "0900_broken.sql").write_text(
@@ -54,5 +53,5 @@ async def test_database_from_a_newer_version_is_refused(database_url: str) -> No
 
 def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "init.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         known_migrations(tmp_path)

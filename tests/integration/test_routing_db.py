@@ -51,7 +51,8 @@ async def test_database_refuses_a_second_live_call(pool: asyncpg.Pool, seeded: N
         await pool.execute(
             "UPDATE calls SET state='offered', interpreter_id=$1, "
             "offer_expires_at = now() + interval '20 s' WHERE id = $2",
-            user_id, second.call_id,
+            user_id,
+            second.call_id,
         )
     assert first.call_id != second.call_id
 

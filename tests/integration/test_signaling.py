@@ -26,7 +26,9 @@ async def interpreter(
 
 
 async def test_call_from_queue_to_charge(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
     first, second = await open_caller(), await open_caller()
@@ -53,13 +55,20 @@ async def test_call_from_queue_to_charge(
     assert (await second.expect("position"))["position"] == 1
 
     # SDP and ICE are relayed between the two, and only between them.
-    await console.send(type="sdp", call_id=offer["call_id"],
-                       description={"type": "offer", "sdp": SDP})
+    await console.send(
+        type="sdp", call_id=offer["call_id"], description={"type": "offer", "sdp": SDP}
+    )
     relayed = await first.expect("sdp")
     assert relayed["description"] == {"type": "offer", "sdp": SDP}
-    await first.send(type="ice", call_id=queued["call_id"],
-                     candidate={"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
-                                "sdpMid": "0", "sdpMLineIndex": 0})
+    await first.send(
+        type="ice",
+        call_id=queued["call_id"],
+        candidate={
+            "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host",
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
+        },
+    )
     assert (await console.expect("ice"))["candidate"]["sdpMid"] == "0"
 
     await asyncio.sleep(1.1)
@@ -70,15 +79,23 @@ async def test_call_from_queue_to_charge(
     # The waiting caller is offered to the interpreter who is free again.
     assert (await console.expect("offer"))["call_id"] != queued["call_id"]
 
-    charge = await pool.fetchrow("SELECT * FROM charges WHERE call_id = $1::uuid",
-                                 queued["call_id"])
+    charge = await pool.fetchrow(
+        "SELECT * FROM charges WHERE call_id = $1::uuid", queued["call_id"]
+    )
     assert charge["billable_seconds"] >= 2
     assert charge["charge_pence"] == 150  # one minute started, 150 p a minute
-    kinds = [r["kind"] for r in await pool.fetch(
-        "SELECT kind FROM call_events WHERE call_id = $1::uuid ORDER BY id", queued["call_id"])]
+    kinds = [
+        r["kind"]
+        for r in await pool.fetch(
+            "SELECT kind FROM call_events WHERE call_id = $1::uuid ORDER BY id", queued["call_id"]
+        )
+    ]
     assert kinds == ["queued", "offered", "answered", "ended"]
-    assert user_id == charge_interpreter(await pool.fetchrow(
-        "SELECT interpreter_id FROM calls WHERE id = $1::uuid", queued["call_id"]))
+    assert user_id == charge_interpreter(
+        await pool.fetchrow(
+            "SELECT interpreter_id FROM calls WHERE id = $1::uuid", queued["call_id"]
+        )
+    )
 
 
 def charge_interpreter(row: asyncpg.Record) -> int:
@@ -87,7 +104,9 @@ def charge_interpreter(row: asyncpg.Record) -> int:
 
 
 async def test_decline_keeps_place_and_skips_interpreter(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
     caller = await open_caller()
@@ -103,13 +122,16 @@ async def test_decline_keeps_place_and_skips_interpreter(
     await ann.send(type="decline", call_id=offer["call_id"])
     await ann.expect("state", state="available")
     assert (await bob.expect("offer"))["call_id"] == queued["call_id"]
-    state = await pool.fetchrow("SELECT state, queued_at FROM calls WHERE id = $1::uuid",
-                                queued["call_id"])
+    state = await pool.fetchrow(
+        "SELECT state, queued_at FROM calls WHERE id = $1::uuid", queued["call_id"]
+    )
     assert state["state"] == "offered"
 
 
 async def test_offer_expires_and_goes_to_next(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
     caller = await open_caller()
@@ -119,8 +141,10 @@ async def test_offer_expires_and_goes_to_next(
     await ann.send(type="set_availability", available=True)
     await ann.expect("offer")
     # Make the offer overdue rather than waiting 20 s for it.
-    await pool.execute("UPDATE calls SET offer_expires_at = now() - interval '1 second' "
-                       "WHERE id = $1::uuid", queued["call_id"])
+    await pool.execute(
+        "UPDATE calls SET offer_expires_at = now() - interval '1 second' WHERE id = $1::uuid",
+        queued["call_id"],
+    )
     withdrawn = await ann.expect("offer_withdrawn")
     assert withdrawn["reason"] == "expired"
     await ann.send(type="accept", call_id=queued["call_id"])
@@ -140,8 +164,9 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
     assert (await leaver.expect("ended"))["reason"] == "caller_left"
     await vanisher.close()
     for _ in range(50):
-        reason = await pool.fetchval("SELECT end_reason FROM calls WHERE id = $1::uuid",
-                                     vanished["call_id"])
+        reason = await pool.fetchval(
+            "SELECT end_reason FROM calls WHERE id = $1::uuid", vanished["call_id"]
+        )
         if reason:
             break
         await asyncio.sleep(0.05)
@@ -150,7 +175,9 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
 
 
 async def test_interpreter_hangs_up_and_console_loss_ends_call(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
     _, ann = await interpreter(client, pool, open_console, "ann@example.org")
@@ -168,12 +195,18 @@ async def test_interpreter_hangs_up_and_console_loss_ends_call(
         else:
             await ann.close()
         assert (await caller.expect("ended"))["reason"] == reason
-        assert await pool.fetchval("SELECT count(*) FROM charges WHERE call_id = $1::uuid",
-                                   queued["call_id"]) == 1
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM charges WHERE call_id = $1::uuid", queued["call_id"]
+            )
+            == 1
+        )
 
 
 async def test_malformed_and_out_of_turn_messages_get_errors(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
     caller = await open_caller()
@@ -187,8 +220,10 @@ async def test_malformed_and_out_of_turn_messages_get_errors(
         ('{"type": "join", "authority": "atlantis"}', "not_found"),
         ('{"type": "hangup", "call_id": "not-a-uuid"}', "invalid_field"),
         ('{"type": "hangup", "call_id": "00000000-0000-0000-0000-000000000000"}', "out_of_turn"),
-        ('{"type": "leave", "call_id": "00000000-0000-0000-0000-000000000000", "id": "r1"}',
-         "out_of_turn"),
+        (
+            '{"type": "leave", "call_id": "00000000-0000-0000-0000-000000000000", "id": "r1"}',
+            "out_of_turn",
+        ),
     ]
     for text, code in cases:
         await caller.send_raw(text)
@@ -203,8 +238,9 @@ async def test_malformed_and_out_of_turn_messages_get_errors(
     queued = await caller.expect("queued")
     await caller.send(type="join", authority="demo")
     assert (await caller.expect("error"))["code"] == "out_of_turn"
-    await caller.send(type="sdp", call_id=queued["call_id"],
-                      description={"type": "offer", "sdp": SDP})
+    await caller.send(
+        type="sdp", call_id=queued["call_id"], description={"type": "offer", "sdp": SDP}
+    )
     assert (await caller.expect("error"))["code"] == "out_of_turn"
     await caller.send(type="sdp", call_id=queued["call_id"], description={"type": "x"})
     assert (await caller.expect("error"))["code"] == "invalid_field"
@@ -216,8 +252,10 @@ async def test_malformed_and_out_of_turn_messages_get_errors(
     assert (await caller.expect("error"))["code"] == "too_big"
     await caller.send(type="ping")
     await caller.expect("pong")
-    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid",
-                               queued["call_id"]) == "queued"
+    assert (
+        await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", queued["call_id"])
+        == "queued"
+    )
 
     _, ann = await interpreter(client, pool, open_console, "ann@example.org")
     await ann.send(type="accept", call_id=queued["call_id"])
@@ -232,12 +270,13 @@ async def test_malformed_and_out_of_turn_messages_get_errors(
     offer = await ann.expect("offer")
     await ann.send(type="set_availability", available=False)
     assert (await ann.expect("error"))["code"] == "out_of_turn"
-    await ann.send(type="sdp", call_id=offer["call_id"],
-                   description={"type": "offer", "sdp": SDP})
+    await ann.send(type="sdp", call_id=offer["call_id"], description={"type": "offer", "sdp": SDP})
     assert (await ann.expect("error"))["code"] == "out_of_turn"
     # None of it changed the call.
-    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid",
-                               queued["call_id"]) == "offered"
+    assert (
+        await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", queued["call_id"])
+        == "offered"
+    )
 
 
 async def test_oversized_message_closes_socket(open_caller: Opener) -> None:
@@ -249,8 +288,9 @@ async def test_oversized_message_closes_socket(open_caller: Opener) -> None:
 
 
 async def test_console_needs_interpreter_session(client: TestClient[Any, Any]) -> None:
-    response = await client.get("/ws/console", headers={"Upgrade": "websocket",
-                                                         "Connection": "Upgrade"})
+    response = await client.get(
+        "/ws/console", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+    )
     assert response.status == 401
     assert "Sign in" in await response.text()
     finance = await sign_in(client, "finance@demo.example", "finance-demo")

@@ -70,8 +70,9 @@ async def test_caller_and_interpreter_exchange_video(
         at_interpreter = remote_track(interpreter_pc)
         await interpreter_pc.setLocalDescription(await interpreter_pc.createOffer())
         local = interpreter_pc.localDescription
-        await console.send(type="sdp", call_id=call_id,
-                           description={"type": local.type, "sdp": local.sdp})
+        await console.send(
+            type="sdp", call_id=call_id, description={"type": local.type, "sdp": local.sdp}
+        )
 
         relayed = await caller.expect("sdp")
         caller_pc.addTrack(VideoStreamTrack())
@@ -79,8 +80,9 @@ async def test_caller_and_interpreter_exchange_video(
         await caller_pc.setRemoteDescription(RTCSessionDescription(**relayed["description"]))
         await caller_pc.setLocalDescription(await caller_pc.createAnswer())
         answer = caller_pc.localDescription
-        await caller.send(type="sdp", call_id=call_id,
-                          description={"type": answer.type, "sdp": answer.sdp})
+        await caller.send(
+            type="sdp", call_id=call_id, description={"type": answer.type, "sdp": answer.sdp}
+        )
 
         relayed = await console.expect("sdp")
         assert relayed["description"]["type"] == "answer"
@@ -98,5 +100,7 @@ async def test_caller_and_interpreter_exchange_video(
 
     await console.send(type="hangup", call_id=call_id)
     assert (await caller.expect("ended"))["reason"] == "interpreter_hung_up"
-    assert await pool.fetchval("SELECT charge_pence FROM charges WHERE call_id = $1::uuid",
-                               call_id) == 150
+    assert (
+        await pool.fetchval("SELECT charge_pence FROM charges WHERE call_id = $1::uuid", call_id)
+        == 150
+    )

@@ -19,8 +19,9 @@ def test_defaults() -> None:
 
 
 def test_flags_beat_environment() -> None:
-    config = Config.load({"port": "9000"}, environ={"SIGNVIDEO_PORT": "8000",
-                                                    "SIGNVIDEO_OFFER_TIMEOUT": "5"})
+    config = Config.load(
+        {"port": "9000"}, environ={"SIGNVIDEO_PORT": "8000", "SIGNVIDEO_OFFER_TIMEOUT": "5"}
+    )
     assert config.port == 9000
     assert config.offer_timeout == 5
 

@@ -9,8 +9,9 @@ from signvideo.billing import RateRule, rate_call
 PER_MINUTE = RateRule(rate_pence_per_minute=150, billing_increment_seconds=60)
 PER_SECOND = RateRule(rate_pence_per_minute=150, billing_increment_seconds=1)
 PER_FIFTEEN_MINUTES = RateRule(rate_pence_per_minute=100, billing_increment_seconds=900)
-WITH_MINIMUM = RateRule(rate_pence_per_minute=150, billing_increment_seconds=60,
-                        minimum_charge_pence=500)
+WITH_MINIMUM = RateRule(
+    rate_pence_per_minute=150, billing_increment_seconds=60, minimum_charge_pence=500
+)
 
 
 @pytest.mark.parametrize(
