@@ -1,0 +1,177 @@
+"""Browser tests: a real signvideo server in a subprocess, driven by Debian's Chromium.
+
+Each test gets its own server on a free port, over its own fresh database
+(the ``database_url`` fixture from tests/conftest.py), so tests never see each
+other's calls. Chromium is Debian's: never run ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+
+from .helpers import NewContext, Server, SignallingLog
+
+STARTUP_TIMEOUT_S = 20.0
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    # Without this, Chromium drops loopback ICE candidates and two pages on a
+    # loopback-only machine never connect (videoWidth stays 0, silently).
+    "--allow-loopback-in-peer-connection",
+]
+
+# Media and signalling can take a few seconds on a busy 2-core machine.
+expect.set_options(timeout=10_000)
+
+
+def chromium_executable() -> str:
+    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("Chromium not found: install Debian's chromium package (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return False
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    """Extra environment for the server; a test module overrides this to change a setting."""
+    return {}
+
+
+@pytest.fixture
+async def server(
+    database_url: str, tmp_path: Path, server_env: dict[str, str]
+) -> AsyncIterator[Server]:
+    """`python -m signvideo demo` on a free port; its output is printed if the test fails."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "server.log"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SIGNVIDEO_DATA": str(data_dir),
+        **server_env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "signvideo", "demo", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = Server(base_url, log_path)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not await asyncio.to_thread(_healthy, base_url + "/healthz"):
+            if process.poll() is not None:
+                pytest.fail(f"signvideo exited with {process.returncode} (output below)")
+            if time.monotonic() > deadline:
+                pytest.fail(f"signvideo not healthy after {STARTUP_TIMEOUT_S} s (output below)")
+            await asyncio.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        # pytest shows captured output only for failing tests.
+        print(f"--- signvideo server output (exit {process.returncode}) ---")
+        print(server.log())
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_executable(), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def signalling() -> Iterator[SignallingLog]:
+    """Every WebSocket frame the pages send and receive, printed if the test fails."""
+    log = SignallingLog()
+    yield log
+    if log.lines:
+        print("--- signalling (page <- server, page -> server) ---")
+        print("\n".join(log.lines))
+
+
+@pytest.fixture
+async def new_context(
+    browser: Browser, server: Server, signalling: SignallingLog
+) -> AsyncIterator[NewContext]:
+    """Makes browser contexts (separate cookie jars: one per person) on the test server."""
+    contexts: list[BrowserContext] = []
+    console_lines: list[str] = []
+
+    async def make(*, phone: bool = False) -> BrowserContext:
+        # Callers are often on phones: a phone-sized, touch screen.
+        context = await browser.new_context(
+            base_url=server.base_url,
+            permissions=["camera", "microphone"],
+            viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 900},
+            is_mobile=phone,
+            has_touch=phone,
+        )
+        name = f"context {len(contexts)}"
+        context.on("console", lambda msg: console_lines.append(f"[{name}] {msg.type}: {msg.text}"))
+        context.on("weberror", lambda err: console_lines.append(f"[{name}] error: {err.error}"))
+        context.on("page", lambda page: signalling.watch(page, name))
+        contexts.append(context)
+        return context
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            await context.close()
+        if console_lines:
+            print("--- browser console ---")
+            print("\n".join(console_lines))

@@ -1,0 +1,153 @@
+"""axe-core finds no WCAG problems on any page, in each state a person sees,
+and an incoming call is signalled without sound."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Page, expect
+
+from .helpers import (
+    FINANCE,
+    NewContext,
+    become_available,
+    expect_own_preview,
+    join_queue,
+    open_caller,
+    open_console,
+    sign_in,
+)
+
+pytestmark = pytest.mark.browser
+
+axe = Axe()
+
+# Stand-in for a person choosing Block when the browser asks to use the camera.
+REFUSE_CAMERA_JS = """
+if (navigator.mediaDevices) {
+    navigator.mediaDevices.getUserMedia = () =>
+        Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+}
+"""
+
+
+async def assert_no_violations(page: Page, what: str) -> None:
+    results = await axe.run(page)
+    assert results.violations_count == 0, f"{what} ({page.url}):\n{results.generate_report()}"
+
+
+async def assert_big_enough(page: Page, name: str) -> None:
+    """The main buttons are at least 44 by 44 CSS pixels."""
+    box = await page.get_by_role("button", name=name).bounding_box()
+    assert box is not None, name
+    assert box["width"] >= 44 and box["height"] >= 44, (name, box)
+
+
+async def test_caller_pages(new_context: NewContext) -> None:
+    caller = await open_caller(await new_context(phone=True))
+    await expect_own_preview(caller)
+    await expect(caller.get_by_role("status")).to_contain_text("Your camera is working")
+    await assert_big_enough(caller, "Join the queue")
+    await assert_no_violations(caller, "caller page before joining")
+
+    await join_queue(caller)
+    await assert_big_enough(caller, "Leave the queue")
+    await expect(caller.get_by_role("button", name="Join the queue")).to_be_hidden()
+    await assert_no_violations(caller, "caller page while queued")
+
+    await caller.get_by_role("button", name="Leave the queue").click()
+    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=caller_left$"))
+    await assert_no_violations(caller, "call ended page")
+
+
+async def test_caller_page_when_the_camera_is_refused(new_context: NewContext) -> None:
+    context = await new_context(phone=True)
+    await context.add_init_script(REFUSE_CAMERA_JS)
+    page = await context.new_page()
+    await page.goto("/call/demo")
+
+    problem = page.get_by_role("heading", name="Your camera is not working")
+    await expect(problem).to_be_visible()
+    await expect(page.locator("#camera-problem")).to_contain_text("Allow for the camera")
+    await expect(page.get_by_role("status")).to_contain_text("cannot join the queue")
+    await expect(page.get_by_role("button", name="Join the queue")).to_be_disabled()
+    await assert_no_violations(page, "caller page, camera refused")
+
+
+async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
+    page = await (await new_context()).new_page()
+    for path, what in (("/", "home page"), ("/help", "help page")):
+        await page.goto(path)
+        await assert_no_violations(page, what)
+
+    response = await page.goto("/no-such-page")
+    assert response is not None and response.status == 404
+    await assert_no_violations(page, "error page")
+
+    await page.goto("/login")
+    await assert_no_violations(page, "sign-in page")
+
+    await page.get_by_label("Email address").fill("interpreter@demo.example")
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    await expect(summary).to_be_visible()
+    await expect(summary).to_be_focused()
+    await expect(page).to_have_title(re.compile(r"^Error: "))
+    await expect(summary.get_by_role("link")).to_have_attribute("href", "#email")
+    await expect(page.get_by_label("Email address")).to_have_value("interpreter@demo.example")
+    await expect(page.get_by_label("Email address")).to_have_attribute("aria-invalid", "true")
+    await assert_no_violations(page, "sign-in page with an error")
+
+    await sign_in(page, *FINANCE)
+    await page.goto("/finance")
+    await expect(page.get_by_role("button", name="Download usage (CSV)")).to_be_visible()
+    await assert_no_violations(page, "finance page")
+
+    await page.goto("/finance/usage.csv?authority=demo&from=2026-02-02&to=2026-01-01")
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    await expect(summary).to_be_visible()
+    await expect(summary).to_be_focused()
+    await assert_no_violations(page, "finance page with an error")
+
+
+async def test_console_states_and_the_offer_is_seen_without_sound(new_context: NewContext) -> None:
+    console = await open_console(await new_context())
+    await expect(console).to_have_title(re.compile(r"^Interpreter console"))
+    await assert_no_violations(console, "console, unavailable")
+
+    await become_available(console)
+    await assert_no_violations(console, "console, available")
+
+    caller = await open_caller(await new_context(phone=True))
+    await join_queue(caller)
+
+    offer = console.get_by_role("region", name="Incoming call")
+    await expect(offer).to_be_visible()
+    await expect(offer.get_by_role("heading", name="Incoming call")).to_be_visible()
+    await expect(offer).to_contain_text("Demo Borough Council")
+    await expect(offer).to_contain_text(re.compile(r"waited \d+ seconds?"))
+    await expect(console.locator("#offer-countdown")).to_have_text(
+        re.compile(r"^\d+ seconds? left to accept$")
+    )
+    await expect(console).to_have_title(re.compile(r"^Incoming call"))
+    await expect(console.get_by_role("button", name="Accept")).to_be_focused()
+    await expect(console.locator("#state")).to_have_text("A call is being offered to you")
+    background = await offer.evaluate("panel => getComputedStyle(panel).backgroundColor")
+    assert background == "rgb(255, 221, 0)", background
+    await assert_big_enough(console, "Accept")
+    await assert_big_enough(console, "Decline")
+    await assert_no_violations(console, "console with an offer")
+
+    # The countdown really counts down.
+    first = await console.locator("#offer-countdown").text_content()
+    await expect(console.locator("#offer-countdown")).not_to_have_text(first or "")
+
+    await console.get_by_role("button", name="Decline").click()
+    await expect(offer).to_be_hidden()
+    await expect(console).to_have_title(re.compile(r"^Interpreter console"))
+    await expect(console.get_by_role("status")).to_contain_text("You declined the call")
+    await expect(console.locator("#state")).to_have_text("You are available")
+    await expect(caller.get_by_role("status")).to_contain_text("You are number 1 in the queue")

@@ -1,0 +1,134 @@
+"""The whole walk: a caller queues, an interpreter answers, video flows both
+ways, someone hangs up, and finance sees the call in the usage export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Page, expect
+
+from .helpers import (
+    FINANCE,
+    NewContext,
+    SignallingLog,
+    expect_own_preview,
+    expect_video_flowing,
+    join_queue,
+    open_caller,
+    open_console,
+    sign_in,
+)
+
+pytestmark = pytest.mark.browser
+
+SENDER_SETTINGS_JS = """() => {
+    const sender = window.signvideo.pc.getSenders()
+        .find((s) => s.track && s.track.kind === "video");
+    return {
+        contentHint: sender.track.contentHint,
+        degradationPreference: sender.getParameters().degradationPreference || null,
+    };
+}"""
+
+
+async def connect_call(new_context: NewContext) -> tuple[Page, Page]:
+    """A caller on a phone and an interpreter, connected, with video flowing both ways."""
+    caller = await open_caller(await new_context(phone=True))
+    await expect_own_preview(caller)
+    await join_queue(caller)
+
+    console = await open_console(await new_context())
+    # With a caller already waiting, becoming available brings the offer at once.
+    await console.get_by_role("button", name="Make me available").click()
+    offer = console.get_by_role("region", name="Incoming call")
+    await expect(offer).to_be_visible()
+    await expect(offer).to_contain_text("Demo Borough Council")
+    await console.get_by_role("button", name="Accept").click()
+
+    await expect(caller.get_by_role("status")).to_contain_text("connected with the interpreter")
+    await expect(console.locator("#state")).to_have_text("You are in a call")
+    await expect(caller.get_by_role("button", name="Hang up")).to_be_visible()
+    await expect(console.get_by_role("button", name="Hang up")).to_be_visible()
+
+    caller_fps = await expect_video_flowing(caller, "Interpreter's video")
+    console_fps = await expect_video_flowing(console, "Caller's video")
+    print(f"frames decoded per second: caller {caller_fps:.0f}, interpreter {console_fps:.0f}")
+
+    # Signing needs frame rate more than detail; both senders say so.
+    for page in (caller, console):
+        settings = await page.evaluate(SENDER_SETTINGS_JS)
+        assert settings["contentHint"] == "motion"
+        assert settings["degradationPreference"] == "maintain-framerate", settings
+    return caller, console
+
+
+def london_today() -> str:
+    return datetime.now(ZoneInfo("Europe/London")).date().isoformat()
+
+
+async def usage_rows(new_context: NewContext) -> list[dict[str, str]]:
+    context = await new_context()
+    page = await context.new_page()
+    await sign_in(page, *FINANCE)
+    today = london_today()
+    response = await context.request.get(
+        f"/finance/usage.csv?authority=demo&from={today}&to={today}"
+    )
+    assert response.ok, f"{response.status} {await response.text()}"
+    assert response.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(await response.text())))
+
+
+async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLog) -> None:
+    caller, console = await connect_call(new_context)
+    call_id = await caller.evaluate("window.signvideo.callId")
+
+    await caller.get_by_role("button", name="Hang up").click()
+
+    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=caller_hung_up$"))
+    await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
+    await expect(caller.get_by_role("link", name=re.compile("again"))).to_have_attribute(
+        "href", "/call/demo"
+    )
+    await expect(console.get_by_role("status")).to_have_text("Call ended: the caller hung up.")
+    await expect(console.locator("#state")).to_have_text("You are available")
+    await expect(console.locator("#call")).to_be_hidden()
+    assert await console.evaluate("window.signvideo.pc") is None
+
+    rows = await usage_rows(new_context)
+    assert [row["call_id"] for row in rows] == [call_id], rows
+    (row,) = rows
+    assert int(row["billable_seconds"]) > 0, row
+    assert int(row["charge_pence"]) >= 150, row
+    assert row["end_reason"] == "caller_hung_up", row
+    assert row["answered_at"] and row["ended_at"], row
+    assert signalling.errors == []
+
+
+async def test_interpreter_hangs_up(new_context: NewContext, signalling: SignallingLog) -> None:
+    caller, console = await connect_call(new_context)
+
+    await console.get_by_role("button", name="Hang up").click()
+
+    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=interpreter_hung_up$"))
+    await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
+    await expect(console.get_by_role("status")).to_have_text("Call ended: you hung up.")
+    await expect(console.locator("#state")).to_have_text("You are available")
+    await expect(console.get_by_role("button", name="Make me unavailable")).to_be_enabled()
+    assert signalling.errors == []
+
+
+async def test_caller_leaves_the_queue(new_context: NewContext, signalling: SignallingLog) -> None:
+    caller = await open_caller(await new_context(phone=True))
+    await join_queue(caller)
+
+    await caller.get_by_role("button", name="Leave the queue").click()
+
+    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=caller_left$"))
+    await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
+    assert signalling.errors == []
