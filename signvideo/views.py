@@ -174,7 +174,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     query = request.query
     slug = query.get("authority", "")
 
-    async def refuse(message: str, status: int) -> web.Response:
+    async def refuse(message: str, status: int, field: str = "authority") -> web.Response:
         first, last = _month_range(dt.date.today())
         return await render(
             request,
@@ -183,7 +183,9 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
                 "authorities": allowed,
                 "default_from": query.get("from", first)[:10],
                 "default_to": query.get("to", last)[:10],
+                "selected_authority": slug,
                 "error": message,
+                "error_field": field,
             },
             status=status,
         )
@@ -192,19 +194,24 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
         return await refuse("Choose an authority.", 400)
     authority = next((a for a in allowed if a["slug"] == slug), None)
     if authority is None:
-        exists = await request.app[POOL].fetchval("SELECT 1 FROM authorities WHERE slug = $1", slug)
+        exists = await request.app[POOL].fetchval(
+            "SELECT 1 FROM authorities WHERE slug = $1", slug
+        )
         if exists:
             return await refuse("Your account cannot see that authority's usage.", 403)
         return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
     try:
         first_day = _parse_day(query.get("from"), "from")
+    except ValueError as err:
+        return await refuse(str(err), 400, "from")
+    try:
         last_day = _parse_day(query.get("to"), "to")
     except ValueError as err:
-        return await refuse(str(err), 400)
+        return await refuse(str(err), 400, "to")
     if last_day < first_day:
-        return await refuse("The 'to' date is before the 'from' date.", 400)
+        return await refuse("The 'to' date is before the 'from' date.", 400, "to")
     if (last_day - first_day).days >= MAX_EXPORT_DAYS:
-        return await refuse(f"Choose a range of at most {MAX_EXPORT_DAYS} days.", 400)
+        return await refuse(f"Choose a range of at most {MAX_EXPORT_DAYS} days.", 400, "from")
 
     filename = f"signvideo-usage-{slug}-{first_day}-to-{last_day}.csv"
     response = web.StreamResponse(

@@ -133,3 +133,17 @@ async def test_metrics_report_waiting_callers_and_sockets(
     assert "signvideo_waiting_callers 1.0" in text
     assert 'signvideo_websockets_open{kind="caller"} 1.0' in text
     await ws.close()
+
+
+async def test_export_error_points_at_the_field_and_keeps_the_choice(
+    client: TestClient[Any, Any],
+) -> None:
+    session = await sign_in(client, "finance@demo.example", "finance-demo")
+    response = await client.get(
+        "/finance/usage.csv?authority=demo&from=2026-11-30&to=2026-11-01",
+        headers={"Cookie": f"signvideo_session={session}"},
+    )
+    page = await response.text()
+    assert 'href="#to"' in page
+    assert '<option value="demo" selected>' in page
+    assert 'value="2026-11-30"' in page
