@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from signvideo import routing, signaling, views
+from signvideo import api, presence, routing, signaling, views
 from signvideo.config import Config
 from signvideo.db import create_pool
-from signvideo.keys import CONFIG, HUB, METRICS, POOL, STOPPING
+from signvideo.keys import CONFIG, HUB, METRICS, POOL, PROCESS_ID
 from signvideo.mailbox import Hub
 from signvideo.metrics import Metrics
 
@@ -52,22 +53,55 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     assert config.database_url is not None
-    hub = Hub(app[POOL], config.database_url, poll_interval=config.mailbox_poll_interval)
+    hub = Hub(
+        app[POOL],
+        config.database_url,
+        poll_interval=config.mailbox_poll_interval,
+        wait_ceiling=config.wait_ceiling,
+    )
     app[HUB] = hub
     hub.start()
     yield
-    app[STOPPING].set()
-    # Close the sockets first so their handlers finish their own clean-up.
-    for ws in list(hub.sockets.values()):
-        await ws.close(code=1001, message=b"The server is restarting; reconnect.")
     await hub.stop()
 
 
-async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Expire unanswered offers and retry matching, once a second, in every process.
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown: clients reconnect (to another process) and resume."""
+    hub = app[HUB]
+    for ws in list(hub.sockets.values()):
+        await ws.close(code=1012, message=b"The server is restarting; reconnect.")
 
-    Both steps are safe to run in several processes at once: the expiry skips
-    rows another process holds, and matching is serialised in the database.
+
+async def _process_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Register this process and keep its heartbeat going until it stops."""
+    pool, process_id = app[POOL], app[PROCESS_ID]
+    await presence.register_process(pool, process_id)
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(presence.HEARTBEAT_EVERY)
+            try:
+                await presence.heartbeat(pool, process_id)
+            except (OSError, asyncpg.PostgresError) as err:
+                log.warning("heartbeat failed: %s", err)
+
+    task = asyncio.create_task(beat(), name="heartbeat")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    try:
+        await presence.retire_process(pool, process_id)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        log.warning("could not retire this process cleanly (%s); its lease will lapse", err)
+
+
+async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Once a second, in every process: expire unanswered offers, end wrap-ups,
+    apply grace periods and leases, and retry matching.
+
+    Every step is safe to run in several processes at once: each locks or
+    skips the rows it changes, and matching is serialised in the database.
     """
 
     async def sweep() -> None:
@@ -75,8 +109,10 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                await routing.expire_offers(pool)
-                await routing.match_waiting(pool, config.offer_timeout)
+                await routing.expire_offers(pool, config)
+                await routing.finish_wrap_ups(pool)
+                await presence.sweep(pool, config)
+                await routing.match_waiting(pool, config)
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("sweep failed: %s", err)
 
@@ -85,10 +121,6 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def _mark_stopping(app: web.Application) -> None:
-    app[STOPPING].set()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -142,7 +174,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_pages], client_max_size=64 * 1024)
     app[CONFIG] = config
     app[METRICS] = Metrics()
-    app[STOPPING] = asyncio.Event()
+    app[PROCESS_ID] = uuid.uuid4()
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
@@ -150,8 +182,8 @@ def create_app(config: Config) -> web.Application:
         context_processors=[],
     )
     aiohttp_jinja2.get_env(app).globals["static"] = _static_url_factory()
-    app.on_shutdown.append(_mark_stopping)
-    app.cleanup_ctx.extend([_pool_ctx, _hub_ctx, _sweeper_ctx])
+    app.on_shutdown.append(_close_sockets)
+    app.cleanup_ctx.extend([_pool_ctx, _process_ctx, _hub_ctx, _sweeper_ctx])
     app.add_routes(
         [
             web.get("/", views.index),
@@ -166,6 +198,8 @@ def create_app(config: Config) -> web.Application:
             web.get("/finance/usage.csv", views.usage_csv),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),
+            web.get("/api/v1/queues", api.queues),
+            web.get("/api/v1/authorities/{slug}/availability", api.availability),
             web.get("/healthz", views.healthz),
             web.get("/metrics", views.metrics),
             web.static("/static", WEB_DIR / "static", append_version=False),

@@ -15,7 +15,7 @@ from aiohttp import web
 from signvideo import demo
 from signvideo.app import create_app
 from signvideo.config import SETTINGS, Config, ConfigError
-from signvideo.db import MigrationError, migrate, start_embedded
+from signvideo.db import MigrationError, init_connection, migrate, start_embedded
 
 log = logging.getLogger("signvideo")
 
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def _prepare_database(dsn: str, seed_demo: bool) -> bool:
     con = await asyncpg.connect(dsn)
     try:
+        await init_connection(con)
         applied = await migrate(con)
         if applied:
             print(f"Applied migrations: {', '.join(applied)}")

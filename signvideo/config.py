@@ -33,6 +33,20 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 86400:
+        raise ValueError("must be a number of seconds from 0 to 86400")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise ValueError("must be a whole number from 1 to 100")
+    return value
+
+
 def _database_url(text: str) -> str:
     if not text.startswith(("postgres://", "postgresql://")):
         raise ValueError("must start with postgresql:// (for example postgresql://user@host/db)")
@@ -93,6 +107,41 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds an interpreter has to accept an offered call",
     ),
     Setting(
+        "wait_ceiling",
+        "SIGNVIDEO_WAIT_CEILING",
+        "300",
+        _positive_seconds,
+        "seconds after which a waiting caller goes ahead of everyone, oldest first",
+    ),
+    Setting(
+        "max_missed_offers",
+        "SIGNVIDEO_MAX_MISSED_OFFERS",
+        "2",
+        _count,
+        "offers in a row an interpreter may miss before they are paused",
+    ),
+    Setting(
+        "wrap_up",
+        "SIGNVIDEO_WRAP_UP",
+        "30",
+        _seconds_or_zero,
+        "seconds of wrap-up after a call before the next offer (0 for none)",
+    ),
+    Setting(
+        "console_lease",
+        "SIGNVIDEO_CONSOLE_LEASE",
+        "15",
+        _positive_seconds,
+        "seconds an interpreter's state is kept after their console disconnects",
+    ),
+    Setting(
+        "caller_grace",
+        "SIGNVIDEO_CALLER_GRACE",
+        "60",
+        _positive_seconds,
+        "seconds a caller whose connection dropped keeps their place or call",
+    ),
+    Setting(
         "ice_servers",
         "SIGNVIDEO_ICE_SERVERS",
         "",
@@ -117,6 +166,11 @@ class Config:
     database_url: str | None = None
     data_dir: Path = Path("./var")
     offer_timeout: float = 20.0
+    wait_ceiling: float = 300.0
+    max_missed_offers: int = 2
+    wrap_up: float = 30.0
+    console_lease: float = 15.0
+    caller_grace: float = 60.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     mailbox_poll_interval: float = 2.0
     log_level: str = "INFO"

@@ -112,12 +112,12 @@ async def migrate(con: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> 
         await con.execute("SELECT pg_advisory_unlock(7428310)")
 
 
-async def _init_connection(con: asyncpg.Connection) -> None:
+async def init_connection(con: asyncpg.Connection) -> None:
     await con.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, init=_init_connection, **kwargs)
+    pool = await asyncpg.create_pool(dsn, init=init_connection, **kwargs)
     assert pool is not None
     return pool
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from signvideo.auth import hash_password
+from signvideo.hours import ALWAYS_OPEN
 
 
 @dataclass(frozen=True)
@@ -27,23 +28,33 @@ DEMO_LOGINS = (
 async def seed(con: asyncpg.Connection) -> bool:
     """Create the demo authority and accounts; False if they were already there."""
     async with con.transaction():
+        # Open round the clock, so that the demo works whenever it is tried.
         authority_id = await con.fetchval(
             """INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute,
-                                        billing_increment_seconds)
-               VALUES ($1, 'Demo Borough Council', 60, 150, 60)
+                                        billing_increment_seconds, opening_hours,
+                                        closed_on_bank_holidays)
+               VALUES ($1, 'Demo Borough Council', 60, 150, 60, $2, false)
                ON CONFLICT (slug) DO NOTHING RETURNING id""",
             DEMO_SLUG,
+            ALWAYS_OPEN,
         )
         if authority_id is None:
             return False
         for login in DEMO_LOGINS:
-            await con.execute(
+            user_id = await con.fetchval(
                 """INSERT INTO users (email, display_name, role, authority_id, password_hash)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING""",
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING RETURNING id""",
                 login.email,
                 login.display_name,
                 login.role,
                 authority_id if login.role == "finance" else None,
                 hash_password(login.password),
             )
+            if user_id is not None and login.role == "interpreter":
+                await con.execute(
+                    """INSERT INTO interpreters (user_id, languages, specialisms,
+                                                 registration_number)
+                       VALUES ($1, '{BSL}', '{health,legal,safeguarding}', 'DEMO-0001')""",
+                    user_id,
+                )
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class SignvideoError(Exception):
     """An error a person can act on; ``message`` says what was wrong and what to do."""
@@ -39,3 +41,12 @@ class NotFound(SignvideoError):
 class Closed(SignvideoError):
     code = "closed"
     http_status = 409
+
+    def __init__(self, message: str, next_open: datetime | None = None) -> None:
+        super().__init__(message)
+        self.next_open = next_open
+
+
+class QueueFull(SignvideoError):
+    code = "queue_full"
+    http_status = 503

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -17,6 +17,6 @@ CONFIG: web.AppKey[Config] = web.AppKey("config")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-# Set when the server begins to stop: sockets closed by a restart are not
-# callers or interpreters leaving, so their calls are left as they are.
-STOPPING: web.AppKey[asyncio.Event] = web.AppKey("stopping")
+# This server process's id in server_processes: sockets it holds are
+# recorded against it, so another process can tell when they die with it.
+PROCESS_ID: web.AppKey[uuid.UUID] = web.AppKey("process_id")

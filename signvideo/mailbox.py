@@ -7,7 +7,7 @@ socket deletes the row and sends it. A slow poll catches anything whose
 notification was missed (a dropped LISTEN connection, a socket that connected
 a moment late). Queue changes are notified on a second channel; each process
 then recomputes the places of its own waiting callers, at most once per
-debounce interval however many changes arrive.
+second however many changes arrive.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from signvideo import routing
+from signvideo import admission, routing
 from signvideo.db import Q
 
 log = logging.getLogger("signvideo.mailbox")
@@ -36,6 +36,7 @@ MAILBOX_KEEP_SECONDS = 300
 class WaitingCaller:
     ws: web.WebSocketResponse
     last_position: int | None = None
+    last_wait: int | None = None
 
 
 @dataclass
@@ -43,7 +44,9 @@ class Hub:
     pool: asyncpg.Pool
     dsn: str
     poll_interval: float = 2.0
-    position_debounce: float = 0.05
+    wait_ceiling: float = 300.0
+    position_interval: float = 1.0
+    position_refresh: float = 5.0
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     waiting: dict[uuid.UUID, WaitingCaller] = field(default_factory=dict)
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
@@ -68,8 +71,10 @@ class Hub:
             return True
         return False
 
-    def watch_position(self, call_id: uuid.UUID, ws: web.WebSocketResponse, position: int) -> None:
-        self.waiting[call_id] = WaitingCaller(ws, position)
+    def watch_position(
+        self, call_id: uuid.UUID, ws: web.WebSocketResponse, position: int, wait: int | None
+    ) -> None:
+        self.waiting[call_id] = WaitingCaller(ws, position, wait)
 
     def unwatch_position(self, call_id: uuid.UUID) -> None:
         self.waiting.pop(call_id, None)
@@ -166,28 +171,50 @@ class Hub:
             log.info("could not send %s: %s", payload.get("type"), err)
 
     async def _positions(self) -> None:
+        """Send each waiting caller their place and expected wait when either changes.
+
+        Runs when the queue changes, at most once per ``position_interval`` (so
+        a caller gets at most one update a second however busy the queue), and
+        every ``position_refresh`` seconds anyway: places shift as callers pass
+        their deadlines and as interpreters come and go, with no event.
+        """
+        loop = asyncio.get_running_loop()
+        last_run = 0.0
         while True:
-            await self._queue_changed.wait()
-            await asyncio.sleep(self.position_debounce)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue_changed.wait(), self.position_refresh)
+            pause = last_run + self.position_interval - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
             self._queue_changed.clear()
+            last_run = loop.time()
             if not self.waiting:
                 continue
             try:
-                now = await routing.positions(self.pool, list(self.waiting))
+                await self._send_positions()
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("could not read queue positions (%s)", err)
                 self._queue_changed.set()
-                await asyncio.sleep(0.5)
+
+    async def _send_positions(self) -> None:
+        now = await routing.positions(self.pool, list(self.waiting), self.wait_ceiling)
+        staff = await admission.staffing(self.pool)
+        for call_id, caller in list(self.waiting.items()):
+            found = now.get(call_id)
+            if found is None:
+                # Answered or ended: its own messages say so.
+                self.waiting.pop(call_id, None)
                 continue
-            for call_id, caller in list(self.waiting.items()):
-                position = now.get(call_id)
-                if position is None:
-                    # Answered or ended: its own messages say so.
-                    self.waiting.pop(call_id, None)
-                    continue
-                if position != caller.last_position:
-                    caller.last_position = position
-                    await self._send(
-                        caller.ws,
-                        {"type": "position", "call_id": str(call_id), "position": position},
-                    )
+            position, language = found
+            wait = staff.expected_wait(language, position)
+            if (position, wait) != (caller.last_position, caller.last_wait):
+                caller.last_position, caller.last_wait = position, wait
+                await self._send(
+                    caller.ws,
+                    {
+                        "type": "position",
+                        "call_id": str(call_id),
+                        "position": position,
+                        "expected_wait_seconds": wait,
+                    },
+                )

@@ -7,6 +7,7 @@ so a message is sent if and only if the change it reports was committed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import uuid
@@ -16,8 +17,12 @@ from typing import Any
 import asyncpg
 
 from signvideo.billing import RateRule, rate_call
+from signvideo.config import Config
 from signvideo.db import Q
-from signvideo.errors import NotFound, OutOfTurn
+from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFull
+from signvideo.hours import describe_opening, open_state
+
+BREAK_REASONS = ("comfort", "meal", "training", "admin", "other")
 
 
 def caller_key(call_id: uuid.UUID | str) -> str:
@@ -28,12 +33,20 @@ def interpreter_key(user_id: int) -> str:
     return f"interpreter:{user_id}"
 
 
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 async def post(con: asyncpg.Connection, recipient: str, payload: dict[str, Any]) -> None:
     """Queue ``payload`` for ``recipient``; it is delivered once the transaction commits."""
     await con.execute(Q["mailbox_put"], recipient, payload)
 
 
-async def _event(
+async def event(
     con: asyncpg.Connection,
     call_id: uuid.UUID,
     kind: str,
@@ -44,15 +57,45 @@ async def _event(
     await con.execute(Q["append_event"], call_id, kind, actor, interpreter_id, detail)
 
 
-async def _set_interpreter(
-    con: asyncpg.Connection, user_id: int, state: str, call_id: uuid.UUID | None = None
+async def set_interpreter(
+    con: asyncpg.Connection,
+    user_id: int,
+    state: str,
+    call_id: uuid.UUID | None = None,
+    *,
+    reason: str | None = None,
+    wrap_up: float = 0,
+    tell: bool = True,
 ) -> None:
-    await con.execute(Q["set_interpreter_state"], user_id, state, call_id)
-    await post(
-        con,
-        interpreter_key(user_id),
-        {"type": "state", "state": state, "call_id": None if call_id is None else str(call_id)},
-    )
+    """Change an interpreter's state, log it, and tell their console."""
+    row = await con.fetchrow(Q["set_interpreter_state"], user_id, state, call_id, reason, wrap_up)
+    await con.execute(Q["log_interpreter_state"], user_id, state, reason, call_id)
+    if tell:
+        await post(
+            con,
+            interpreter_key(user_id),
+            state_message(state, call_id, reason, row["state_since"], row["wrap_up_until"]),
+        )
+
+
+def state_message(
+    state: str,
+    call_id: uuid.UUID | None,
+    reason: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> dict[str, Any]:
+    return {
+        "type": "state",
+        "state": state,
+        "call_id": None if call_id is None else str(call_id),
+        "reason": reason,
+        "since": _iso(since),
+        "until": _iso(until),
+    }
+
+
+# Joining --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -62,37 +105,97 @@ class Joined:
     authority_slug: str
 
 
-async def join_queue(pool: asyncpg.Pool, slug: str) -> Joined:
+async def schedule_of(con: asyncpg.Connection, authority: asyncpg.Record) -> Any:
+    from signvideo.hours import Closure, Schedule
+
+    closures = await con.fetch(Q["authority_closures"], authority["id"])
+    return Schedule(
+        authority["time_zone"],
+        authority["opening_hours"],
+        authority["nation"],
+        tuple(Closure(c["first_day"], c["last_day"], c["reason"]) for c in closures),
+        authority["closed_on_bank_holidays"],
+    )
+
+
+async def join_queue(
+    pool: asyncpg.Pool,
+    slug: str,
+    *,
+    language: str | None = None,
+    specialism: str | None = None,
+    process_id: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
+) -> Joined:
     token = secrets.token_urlsafe(24)
     async with pool.acquire() as con, con.transaction():
         authority = await con.fetchrow(Q["authority_by_slug"], slug)
         if authority is None:
             raise NotFound(f"There is no service called {slug!r}. Check the link you were given.")
+        language = language or authority["languages"][0]
+        if language not in authority["languages"]:
+            offered = ", ".join(authority["languages"])
+            raise InvalidField(f'"language" {language!r} is not offered here; choose {offered}.')
+        if specialism is not None and await con.fetchrow(Q["specialism"], specialism) is None:
+            raise InvalidField(f'"specialism" {specialism!r} is not a kind of call we know.')
+        now = now or await con.fetchval("SELECT now()")
+        opening = open_state(await schedule_of(con, authority), now)
+        if not opening.is_open:
+            when = ""
+            if opening.next_open:
+                words = describe_opening(opening.next_open, now, authority["time_zone"])
+                when = f" It opens again {words}."
+            raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
+        # Serialise joins per authority so the queue limit holds under load.
+        await con.execute("SELECT pg_advisory_xact_lock(7428312, $1::integer)", authority["id"])
+        if await con.fetchval(Q["queue_length"], authority["id"]) >= authority["max_queue_length"]:
+            raise QueueFull("The queue is full. Please try again in a few minutes.")
         row = await con.fetchrow(
-            Q["enqueue_call"], authority["id"], hashlib.sha256(token.encode()).digest()
+            Q["enqueue_call"],
+            authority["id"],
+            token_digest(token),
+            language,
+            specialism,
+            authority["answer_seconds"],
+            process_id,
         )
-        await _event(con, row["id"], "queued", "caller", authority=slug)
+        await event(
+            con,
+            row["id"],
+            "queued",
+            "caller",
+            authority=slug,
+            language=language,
+            specialism=specialism,
+            deadline=row["deadline_at"].isoformat(),
+        )
         await con.execute(Q["notify_queue_changed"])
     return Joined(row["id"], token, slug)
 
 
-async def positions(pool: asyncpg.Pool, call_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await pool.fetch(Q["waiting_positions"], call_ids)
-    return {r["id"]: r["position"] for r in rows}
+async def positions(
+    pool: asyncpg.Pool, call_ids: list[uuid.UUID], wait_ceiling: float
+) -> dict[uuid.UUID, tuple[int, str]]:
+    """Each call's place in the queue of its language, 1 being next."""
+    rows = await pool.fetch(Q["waiting_positions"], call_ids, wait_ceiling)
+    return {r["id"]: (r["position"], r["language"]) for r in rows}
 
 
-async def match_waiting(pool: asyncpg.Pool, offer_timeout: float) -> int:
+# Matching and offers -----------------------------------------------------------
+
+
+async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns offers made."""
     made = 0
     while True:
         async with pool.acquire() as con, con.transaction():
             await con.execute(Q["lock_matcher"])
-            pair = await con.fetchrow(Q["next_match"])
+            pair = await con.fetchrow(Q["next_match"], config.wait_ceiling)
             if pair is None:
                 return made
             call_id, interpreter_id = pair["call_id"], pair["interpreter_id"]
-            await con.execute(Q["offer_call"], call_id, interpreter_id, offer_timeout)
-            await _event(con, call_id, "offered", "matcher", interpreter_id)
+            await con.execute(Q["offer_call"], call_id, interpreter_id, config.offer_timeout)
+            await event(con, call_id, "offered", "matcher", interpreter_id)
             await post(
                 con,
                 interpreter_key(interpreter_id),
@@ -100,36 +203,54 @@ async def match_waiting(pool: asyncpg.Pool, offer_timeout: float) -> int:
                     "type": "offer",
                     "call_id": str(call_id),
                     "authority": {"slug": pair["slug"], "name": pair["name"]},
+                    "language": pair["language"],
+                    "specialism": pair["specialism"],
                     "waited_seconds": pair["waited_seconds"],
-                    "expires_in": offer_timeout,
+                    "expires_in": config.offer_timeout,
                 },
             )
-            await _set_interpreter(con, interpreter_id, "offered", call_id)
+            await set_interpreter(con, interpreter_id, "offered", call_id)
         made += 1
 
 
-async def interpreter_state(pool: asyncpg.Pool, user_id: int) -> tuple[str, uuid.UUID | None]:
-    row = await pool.fetchrow(Q["interpreter_state"], user_id)
-    if row is None:
-        return "offline", None
-    return row["state"], row["call_id"]
+async def interpreter_state(pool: asyncpg.Pool, user_id: int) -> asyncpg.Record | None:
+    return await pool.fetchrow(Q["interpreter_state"], user_id)
 
 
-async def set_availability(pool: asyncpg.Pool, user_id: int, available: bool) -> None:
+async def set_state(
+    pool: asyncpg.Pool, user_id: int, wanted: str, reason: str | None = None
+) -> None:
+    """An interpreter chooses to be available, on a break, or offline."""
+    if wanted not in ("available", "break", "offline"):
+        raise InvalidField('"state" must be "available", "break" or "offline".')
+    if wanted == "break" and reason not in BREAK_REASONS:
+        raise InvalidField(f'A break needs a "reason": one of {", ".join(BREAK_REASONS)}.')
     async with pool.acquire() as con, con.transaction():
         row = await con.fetchrow(Q["interpreter_state_for_update"], user_id)
         state = row["state"] if row else "offline"
         if state in ("offered", "in_call"):
             raise OutOfTurn(
-                "You cannot change availability while a call is offered to you or in progress."
+                "You cannot change your status while a call is offered to you or in progress."
             )
-        wanted = "available" if available else "offline"
-        if state != wanted:
-            await _set_interpreter(con, user_id, wanted)
-        else:
-            await post(
-                con, interpreter_key(user_id), {"type": "state", "state": state, "call_id": None}
-            )
+        if wanted == "available":
+            await con.execute(Q["set_missed_offers"], user_id, 0)
+        await set_interpreter(con, user_id, wanted, reason=reason if wanted == "break" else None)
+
+
+async def end_wrap_up(pool: asyncpg.Pool, user_id: int) -> None:
+    async with pool.acquire() as con, con.transaction():
+        row = await con.fetchrow(Q["interpreter_state_for_update"], user_id)
+        if row is None or row["state"] != "wrap_up":
+            raise OutOfTurn("You are not in wrap-up.")
+        await set_interpreter(con, user_id, "available")
+
+
+async def finish_wrap_ups(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as con, con.transaction():
+        rows = await con.fetch(Q["finished_wrap_ups"])
+        for row in rows:
+            await set_interpreter(con, row["user_id"], "available")
+    return len(rows)
 
 
 async def accept(
@@ -148,36 +269,40 @@ async def accept(
             if brief["state"] == "offered" and brief["interpreter_id"] == user_id:
                 raise OutOfTurn("This offer has expired; the call has gone to someone else.")
             raise OutOfTurn("You can only accept a call that is being offered to you.")
-        await _set_interpreter(con, user_id, "in_call", call_id)
-        await _event(con, call_id, "answered", "interpreter", user_id)
-        authority = await con.fetchval(
-            "SELECT a.slug FROM calls c JOIN authorities a ON a.id = c.authority_id "
-            "WHERE c.id = $1",
-            call_id,
-        )
+        await con.execute(Q["set_missed_offers"], user_id, 0)
+        await set_interpreter(con, user_id, "in_call", call_id)
+        await event(con, call_id, "answered", "interpreter", user_id)
+        authority = await con.fetchrow(Q["authority_of_call"], call_id)
         await post(
             con,
             caller_key(call_id),
-            {
-                "type": "connected",
-                "call_id": str(call_id),
-                "role": "caller",
-                "ice_servers": ice_servers,
-                "peer": {"display_name": display_name},
-            },
+            connected_message(call_id, "caller", ice_servers, {"display_name": display_name}),
         )
         await post(
             con,
             interpreter_key(user_id),
-            {
-                "type": "connected",
-                "call_id": str(call_id),
-                "role": "interpreter",
-                "ice_servers": ice_servers,
-                "peer": {"authority": authority},
-            },
+            connected_message(
+                call_id, "interpreter", ice_servers, {"authority": authority["slug"]}
+            ),
         )
         await con.execute(Q["notify_queue_changed"])
+
+
+def connected_message(
+    call_id: uuid.UUID,
+    role: str,
+    ice_servers: list[dict[str, Any]],
+    peer: dict[str, Any],
+    resumed: bool = False,
+) -> dict[str, Any]:
+    return {
+        "type": "connected",
+        "call_id": str(call_id),
+        "role": role,
+        "ice_servers": ice_servers,
+        "peer": peer,
+        "resumed": resumed,
+    }
 
 
 async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> None:
@@ -189,25 +314,43 @@ async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> None:
             raise OutOfTurn("You can only decline a call that is being offered to you.")
         await con.execute(Q["requeue_call"], call_id)
         await con.execute(Q["record_decline"], call_id, user_id)
-        await _set_interpreter(con, user_id, "available")
-        await _event(con, call_id, "declined", "interpreter", user_id)
+        await con.execute(Q["set_missed_offers"], user_id, 0)
+        await set_interpreter(con, user_id, "available")
+        await event(con, call_id, "declined", "interpreter", user_id)
 
 
-async def expire_offers(pool: asyncpg.Pool) -> int:
-    """Return offers nobody answered in time to the queue; the caller keeps their place."""
+async def withdraw_offer(
+    con: asyncpg.Connection, call_id: uuid.UUID, interpreter_id: int, reason: str
+) -> None:
+    """Take an offer back from an interpreter; the call keeps its place in the queue."""
+    await con.execute(Q["requeue_call"], call_id)
+    await event(con, call_id, "offer_withdrawn", "matcher", interpreter_id, reason=reason)
+    await post(
+        con,
+        interpreter_key(interpreter_id),
+        {"type": "offer_withdrawn", "call_id": str(call_id), "reason": reason},
+    )
+
+
+async def expire_offers(pool: asyncpg.Pool, config: Config) -> int:
+    """Offers nobody answered in time go back to the queue; the caller keeps their place.
+
+    An interpreter who misses ``max_missed_offers`` in a row is paused.
+    """
     async with pool.acquire() as con, con.transaction():
         rows = await con.fetch(Q["expired_offers"])
         for row in rows:
             call_id, interpreter_id = row["id"], row["interpreter_id"]
-            await con.execute(Q["requeue_call"], call_id)
             await con.execute(Q["record_decline"], call_id, interpreter_id)
-            await _set_interpreter(con, interpreter_id, "available")
-            await _event(con, call_id, "offer_expired", "matcher", interpreter_id)
-            await post(
-                con,
-                interpreter_key(interpreter_id),
-                {"type": "offer_withdrawn", "call_id": str(call_id), "reason": "expired"},
+            await withdraw_offer(con, call_id, interpreter_id, "expired")
+            status = await con.fetchrow(Q["interpreter_state_for_update"], interpreter_id)
+            missed = await con.fetchval(
+                Q["set_missed_offers"], interpreter_id, status["missed_offers"] + 1
             )
+            if missed >= config.max_missed_offers:
+                await set_interpreter(con, interpreter_id, "break", reason="missed_offers")
+            else:
+                await set_interpreter(con, interpreter_id, "available")
     return len(rows)
 
 
@@ -216,6 +359,7 @@ async def end_call(
     call_id: uuid.UUID,
     reason: str,
     actor: str,
+    config: Config,
     *,
     tell_caller: bool = True,
     tell_interpreter: bool = True,
@@ -235,15 +379,11 @@ async def end_call(
         previous, interpreter_id = call["state"], call["interpreter_id"]
         finished = await con.fetchrow(Q["finish_call"], call_id, reason)
         if previous == "answered":
-            authority = await con.fetchrow(
-                "SELECT rate_pence_per_minute, billing_increment_seconds, minimum_charge_pence "
-                "FROM authorities WHERE id = $1",
-                call["authority_id"],
-            )
+            terms = await con.fetchrow(Q["rate_rule"], call["authority_id"])
             rule = RateRule(
-                authority["rate_pence_per_minute"],
-                authority["billing_increment_seconds"],
-                authority["minimum_charge_pence"],
+                terms["rate_pence_per_minute"],
+                terms["billing_increment_seconds"],
+                terms["minimum_charge_pence"],
             )
             seconds = max(finished["billable_seconds"], 0)
             await con.execute(
@@ -256,56 +396,28 @@ async def end_call(
                 rule.minimum_charge_pence,
                 rate_call(seconds, rule),
             )
-        await _event(con, call_id, "ended", actor, interpreter_id, reason=reason, was=previous)
+        await event(con, call_id, "ended", actor, interpreter_id, reason=reason, was=previous)
         ended = {"type": "ended", "call_id": str(call_id), "reason": reason}
-        if interpreter_id is not None and previous in ("offered", "answered"):
+        if interpreter_id is not None and previous == "offered":
+            await post(
+                con,
+                interpreter_key(interpreter_id),
+                {"type": "offer_withdrawn", "call_id": str(call_id), "reason": "caller_left"},
+            )
+            await set_interpreter(con, interpreter_id, "available")
+        elif interpreter_id is not None and previous == "answered":
             if tell_interpreter:
-                if previous == "offered":
-                    await post(
-                        con,
-                        interpreter_key(interpreter_id),
-                        {
-                            "type": "offer_withdrawn",
-                            "call_id": str(call_id),
-                            "reason": "caller_left",
-                        },
-                    )
+                await post(con, interpreter_key(interpreter_id), ended)
+                if config.wrap_up > 0:
+                    await set_interpreter(con, interpreter_id, "wrap_up", wrap_up=config.wrap_up)
                 else:
-                    await post(con, interpreter_key(interpreter_id), ended)
-                await _set_interpreter(con, interpreter_id, "available")
+                    await set_interpreter(con, interpreter_id, "available")
             else:
-                await con.execute(Q["set_interpreter_state"], interpreter_id, "offline", None)
+                await set_interpreter(con, interpreter_id, "offline", tell=False)
         if tell_caller:
             await post(con, caller_key(call_id), ended)
         await con.execute(Q["notify_queue_changed"])
     return True
-
-
-async def interpreter_gone(pool: asyncpg.Pool, user_id: int) -> None:
-    """The interpreter's console closed: an open offer goes back to the queue, a call ends."""
-    state, call_id = await interpreter_state(pool, user_id)
-    if state == "in_call" and call_id is not None:
-        await end_call(
-            pool, call_id, "interpreter_disconnected", "interpreter", tell_interpreter=False
-        )
-        return
-    async with pool.acquire() as con, con.transaction():
-        row = await con.fetchrow(Q["interpreter_state_for_update"], user_id)
-        if row is None:
-            return
-        if row["state"] == "offered" and row["call_id"] is not None:
-            await con.execute(Q["requeue_call"], row["call_id"])
-            await con.execute(Q["record_decline"], row["call_id"], user_id)
-            await _event(
-                con,
-                row["call_id"],
-                "offer_withdrawn",
-                "interpreter",
-                user_id,
-                reason="interpreter_disconnected",
-            )
-        if row["state"] != "in_call":
-            await con.execute(Q["set_interpreter_state"], user_id, "offline", None)
 
 
 async def relay_from_caller(

@@ -13,10 +13,12 @@ from typing import Any
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from signvideo import routing
+from signvideo import admission, presence, routing
 from signvideo.auth import current_user
+from signvideo.config import Config
+from signvideo.db import Q
 from signvideo.errors import BadMessage, InvalidField, OutOfTurn, SignvideoError
-from signvideo.keys import CONFIG, HUB, METRICS, POOL, STOPPING
+from signvideo.keys import CONFIG, HUB, METRICS, POOL, PROCESS_ID
 
 log = logging.getLogger("signvideo.signaling")
 
@@ -163,10 +165,19 @@ async def _open(request: web.Request, kind: str) -> Connection:
 # Callers ----------------------------------------------------------------------
 
 
+def _optional_code(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 40:
+        raise InvalidField(f'"{name}" must be a short text, like "BSL" or "health".')
+    return value
+
+
 async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     conn = await _open(request, "caller")
-    pool, hub, config = app[POOL], app[HUB], app[CONFIG]
+    pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
     gauge = app[METRICS].websockets_open.labels("caller")
     gauge.inc()
     call_id: uuid.UUID | None = None
@@ -180,6 +191,24 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             raise OutOfTurn("That call id is not yours.")
         return call_id
 
+    async def queued_reply(token: str, slug: str, resumed: bool) -> None:
+        assert call_id is not None
+        found = (await routing.positions(pool, [call_id], config.wait_ceiling)).get(call_id)
+        position, language = found if found else (1, "BSL")
+        wait = (await admission.staffing(pool)).expected_wait(language, position)
+        hub.watch_position(call_id, conn.ws, position, wait)
+        await conn.send(
+            {
+                "type": "queued",
+                "call_id": str(call_id),
+                "authority": slug,
+                "position": position,
+                "expected_wait_seconds": wait,
+                "token": token,
+                "resumed": resumed,
+            }
+        )
+
     async def on_join(data: dict[str, Any]) -> None:
         nonlocal call_id
         if call_id is not None:
@@ -187,21 +216,41 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         slug = data.get("authority")
         if not isinstance(slug, str) or not slug or len(slug) > 63:
             raise InvalidField('"authority" is required: the short name from your link.')
-        joined = await routing.join_queue(pool, slug)
+        joined = await routing.join_queue(
+            pool,
+            slug,
+            language=_optional_code(data, "language"),
+            specialism=_optional_code(data, "specialism"),
+            process_id=process,
+        )
         call_id = joined.call_id
         hub.register(routing.caller_key(call_id), conn.ws)
-        position = (await routing.positions(pool, [call_id])).get(call_id, 1)
-        hub.watch_position(call_id, conn.ws, position)
-        await conn.send(
-            {
-                "type": "queued",
-                "call_id": str(call_id),
-                "authority": joined.authority_slug,
-                "position": position,
-                "token": joined.token,
-            }
-        )
-        await routing.match_waiting(pool, config.offer_timeout)
+        await queued_reply(joined.token, joined.authority_slug, resumed=False)
+        await routing.match_waiting(pool, config)
+
+    async def on_resume(data: dict[str, Any]) -> None:
+        nonlocal call_id
+        if call_id is not None:
+            raise OutOfTurn("This connection already has a call.")
+        token = data.get("token")
+        if not isinstance(token, str) or not 10 <= len(token) <= 100:
+            raise InvalidField('"token" must be the token you were given when you joined.')
+        resumed = await presence.resume_caller(pool, token, process)
+        call_id = resumed.call_id
+        hub.register(routing.caller_key(call_id), conn.ws)
+        if resumed.state == "answered":
+            await conn.send(
+                routing.connected_message(
+                    call_id,
+                    "caller",
+                    config.ice_servers,
+                    {"display_name": "Interpreter"},
+                    resumed=True,
+                )
+            )
+        else:
+            await queued_reply(token, resumed.authority_slug, resumed=True)
+            await routing.match_waiting(pool, config)
 
     async def finish(data: dict[str, Any], reason: str, allowed: tuple[str, ...]) -> None:
         nonlocal ended
@@ -213,11 +262,11 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             raise OutOfTurn(
                 "You can leave the queue only while waiting, and hang up only when connected."
             )
-        if await routing.end_call(pool, mine, reason, "caller"):
+        if await routing.end_call(pool, mine, reason, "caller", config):
             app[METRICS].calls_ended.labels(reason).inc()
         ended = True
         hub.unwatch_position(mine)
-        await routing.match_waiting(pool, config.offer_timeout)
+        await routing.match_waiting(pool, config)
 
     async def on_leave(data: dict[str, Any]) -> None:
         await finish(data, "caller_left", ("queued", "offered"))
@@ -240,6 +289,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
 
     conn.handlers = {
         "join": on_join,
+        "resume": on_resume,
         "leave": on_leave,
         "hangup": on_hangup,
         "sdp": on_sdp,
@@ -252,23 +302,21 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         gauge.dec()
         if call_id is not None:
             hub.unwatch_position(call_id)
-            hub.unregister(routing.caller_key(call_id), conn.ws)
-            if not ended and not app[STOPPING].is_set():
-                # Shielded: the handler may be cancelled when the client vanishes.
-                await asyncio.shield(_caller_vanished(app, call_id))
+            if hub.unregister(routing.caller_key(call_id), conn.ws) and not ended:
+                # The caller keeps their place for the grace period. Shielded:
+                # the handler may be cancelled when the client vanishes.
+                await asyncio.shield(_caller_dropped(app, call_id))
     return conn.ws
 
 
-async def _caller_vanished(app: web.Application, call_id: uuid.UUID) -> None:
-    pool = app[POOL]
+async def _caller_dropped(app: web.Application, call_id: uuid.UUID) -> None:
     try:
-        if await routing.end_call(
-            pool, call_id, "caller_disconnected", "caller", tell_caller=False
-        ):
-            app[METRICS].calls_ended.labels("caller_disconnected").inc()
-        await routing.match_waiting(pool, app[CONFIG].offer_timeout)
+        await presence.caller_dropped(app[POOL], call_id, app[PROCESS_ID])
+        await routing.match_waiting(app[POOL], app[CONFIG])
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.exception("could not end call %s after its caller disconnected", call_id)
+        # The process is stopping or the database is away: the heartbeat
+        # lapse will mark the caller dropped instead.
+        log.warning("could not record that the caller of %s dropped", call_id)
 
 
 # Interpreter consoles --------------------------------------------------------
@@ -281,7 +329,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     if user.role != "interpreter":
         raise web.HTTPForbidden(text="Only interpreters can open the console.")
     app = request.app
-    pool, hub, config = app[POOL], app[HUB], app[CONFIG]
+    pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
     conn = await _open(request, "console")
     gauge = app[METRICS].websockets_open.labels("console")
     gauge.inc()
@@ -290,13 +338,26 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     if replaced is not None:
         await replaced.close(code=4000, message=b"The console was opened in another window.")
 
+    async def on_state(data: dict[str, Any]) -> None:
+        wanted = data.get("state")
+        if not isinstance(wanted, str):
+            raise InvalidField('"state" must be "available", "break" or "offline".')
+        reason = data.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidField('"reason" must be a text.')
+        await routing.set_state(pool, user.id, wanted, reason)
+        if wanted == "available":
+            await routing.match_waiting(pool, config)
+
     async def on_availability(data: dict[str, Any]) -> None:
         available = data.get("available")
         if not isinstance(available, bool):
             raise InvalidField('"available" must be true or false.')
-        await routing.set_availability(pool, user.id, available)
-        if available:
-            await routing.match_waiting(pool, config.offer_timeout)
+        await on_state({"state": "available" if available else "offline"})
+
+    async def on_end_wrap_up(_data: dict[str, Any]) -> None:
+        await routing.end_wrap_up(pool, user.id)
+        await routing.match_waiting(pool, config)
 
     async def on_accept(data: dict[str, Any]) -> None:
         await routing.accept(
@@ -305,16 +366,16 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def on_decline(data: dict[str, Any]) -> None:
         await routing.decline(pool, user.id, call_id_field(data))
-        await routing.match_waiting(pool, config.offer_timeout)
+        await routing.match_waiting(pool, config)
 
     async def on_hangup(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
-        state, current = await routing.interpreter_state(pool, user.id)
-        if state != "in_call" or current != call_id:
+        status = await routing.interpreter_state(pool, user.id)
+        if status is None or status["state"] != "in_call" or status["call_id"] != call_id:
             raise OutOfTurn("You can only hang up a call you are in.")
-        if await routing.end_call(pool, call_id, "interpreter_hung_up", "interpreter"):
+        if await routing.end_call(pool, call_id, "interpreter_hung_up", "interpreter", config):
             app[METRICS].calls_ended.labels("interpreter_hung_up").inc()
-        await routing.match_waiting(pool, config.offer_timeout)
+        await routing.match_waiting(pool, config)
 
     async def on_sdp(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
@@ -330,7 +391,9 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         await conn.send({"type": "pong"})
 
     conn.handlers = {
+        "set_state": on_state,
         "set_availability": on_availability,
+        "end_wrap_up": on_end_wrap_up,
         "accept": on_accept,
         "decline": on_decline,
         "hangup": on_hangup,
@@ -338,23 +401,61 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         "ice": on_ice,
         "ping": on_ping,
     }
-    state, current = await routing.interpreter_state(pool, user.id)
-    await conn.send(
-        {"type": "state", "state": state, "call_id": None if current is None else str(current)}
-    )
+    await presence.console_attached(pool, user.id, process)
+    await _greet_console(conn, user.id, config)
     try:
         await conn.serve()
     finally:
         gauge.dec()
-        if hub.unregister(key, conn.ws) and not app[STOPPING].is_set():
-            await asyncio.shield(_console_vanished(app, user.id))
+        if hub.unregister(key, conn.ws):
+            await asyncio.shield(_console_dropped(app, user.id))
     return conn.ws
 
 
-async def _console_vanished(app: web.Application, user_id: int) -> None:
-    pool = app[POOL]
+async def _greet_console(conn: Connection, user_id: int, config: Config) -> None:
+    """Tell a (re)connected console where it stands, re-sending an open offer or call."""
+    status = await routing.interpreter_state(conn.pool, user_id)
+    if status is None:
+        await conn.send(routing.state_message("offline", None, None, None, None))
+        return
+    await conn.send(
+        routing.state_message(
+            status["state"],
+            status["call_id"],
+            status["reason"],
+            status["state_since"],
+            status["wrap_up_until"],
+        )
+    )
+    if status["call_id"] is None:
+        return
+    call = await conn.pool.fetchrow(Q["call_resend"], status["call_id"])
+    if status["state"] == "offered" and call["state"] == "offered":
+        await conn.send(
+            {
+                "type": "offer",
+                "call_id": str(status["call_id"]),
+                "authority": {"slug": call["slug"], "name": call["name"]},
+                "language": call["language"],
+                "specialism": call["specialism"],
+                "waited_seconds": call["waited_seconds"],
+                "expires_in": max(call["expires_in"], 0),
+            }
+        )
+    elif status["state"] == "in_call" and call["state"] == "answered":
+        await conn.send(
+            routing.connected_message(
+                status["call_id"],
+                "interpreter",
+                config.ice_servers,
+                {"authority": call["slug"]},
+                resumed=True,
+            )
+        )
+
+
+async def _console_dropped(app: web.Application, user_id: int) -> None:
     try:
-        await routing.interpreter_gone(pool, user_id)
-        await routing.match_waiting(pool, app[CONFIG].offer_timeout)
+        await presence.console_dropped(app[POOL], user_id, app[PROCESS_ID])
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        log.exception("could not sign off interpreter %s after the console closed", user_id)
+        log.warning("could not record that the console of interpreter %s dropped", user_id)

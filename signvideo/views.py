@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signvideo import auth, billing
+from signvideo import admission, auth, billing
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
 
@@ -51,10 +51,16 @@ async def help_page(request: web.Request) -> web.Response:
 
 async def caller_page(request: web.Request) -> web.Response:
     authority = await _authority(request, request.match_info["slug"])
+    availability = await admission.availability(request.app[POOL], authority["slug"])
     return await render(
         request,
         "caller.html",
-        {"authority": authority, "ice_servers": request.app[CONFIG].ice_servers},
+        {
+            "authority": authority,
+            "availability": availability,
+            "opening_lines": availability["opening_lines"],
+            "ice_servers": request.app[CONFIG].ice_servers,
+        },
     )
 
 
@@ -194,9 +200,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
         return await refuse("Choose an authority.", 400)
     authority = next((a for a in allowed if a["slug"] == slug), None)
     if authority is None:
-        exists = await request.app[POOL].fetchval(
-            "SELECT 1 FROM authorities WHERE slug = $1", slug
-        )
+        exists = await request.app[POOL].fetchval("SELECT 1 FROM authorities WHERE slug = $1", slug)
         if exists:
             return await refuse("Your account cannot see that authority's usage.", 403)
         return await refuse(f"There is no authority called {slug[:63]!r}.", 404)

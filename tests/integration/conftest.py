@@ -35,7 +35,7 @@ async def seeded(pool: asyncpg.Pool) -> None:
 
 @pytest.fixture
 def config(database_url: str) -> Config:
-    return Config(database_url=database_url, offer_timeout=20, mailbox_poll_interval=0.5)
+    return Config(database_url=database_url, offer_timeout=20, mailbox_poll_interval=0.5, wrap_up=0)
 
 
 @pytest.fixture
@@ -47,16 +47,38 @@ async def client(
     return await aiohttp_client(create_app(config))
 
 
-async def add_interpreter(pool: asyncpg.Pool, email: str, name: str = "Interpreter") -> int:
+_PASSWORD_HASH: list[str] = []
+
+
+async def add_interpreter(
+    pool: asyncpg.Pool,
+    email: str,
+    name: str = "Interpreter",
+    *,
+    languages: tuple[str, ...] = ("BSL",),
+    specialisms: tuple[str, ...] = (),
+    category: str = "registered",
+) -> int:
     from signvideo.auth import hash_password
 
-    user_id: int = await pool.fetchval(
-        "INSERT INTO users (email, display_name, role, password_hash) "
-        "VALUES ($1, $2, 'interpreter', $3) RETURNING id",
-        email,
-        name,
-        hash_password(INTERPRETER_PASSWORD),
-    )
+    if not _PASSWORD_HASH:  # argon2 is slow on purpose; hash the test password once
+        _PASSWORD_HASH.append(hash_password(INTERPRETER_PASSWORD))
+    async with pool.acquire() as con, con.transaction():
+        user_id: int = await con.fetchval(
+            "INSERT INTO users (email, display_name, role, password_hash) "
+            "VALUES ($1, $2, 'interpreter', $3) RETURNING id",
+            email,
+            name,
+            _PASSWORD_HASH[0],
+        )
+        await con.execute(
+            "INSERT INTO interpreters (user_id, languages, specialisms, category) "
+            "VALUES ($1, $2, $3, $4)",
+            user_id,
+            list(languages),
+            list(specialisms),
+            category,
+        )
     return user_id
 
 

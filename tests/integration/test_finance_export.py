@@ -13,23 +13,26 @@ from aiohttp.test_utils import TestClient
 
 from signvideo import routing
 from signvideo.billing import USAGE_COLUMNS
+from signvideo.config import Config
 from tests.integration.conftest import add_interpreter, sign_in
+
+RULES = Config(wrap_up=0)
 
 
 async def finished_calls(pool: asyncpg.Pool) -> tuple[str, str]:
     user_id = await add_interpreter(pool, "ann@example.org")
     answered = await routing.join_queue(pool, "demo")
     abandoned = await routing.join_queue(pool, "demo")
-    await routing.set_availability(pool, user_id, True)
-    await routing.match_waiting(pool, 20)
+    await routing.set_state(pool, user_id, "available")
+    await routing.match_waiting(pool, RULES)
     await routing.accept(pool, user_id, "Ann", answered.call_id, [])
     await pool.execute(
         "UPDATE calls SET queued_at = now() - interval '170 s', "
         "answered_at = now() - interval '125 s' WHERE id = $1",
         answered.call_id,
     )
-    await routing.end_call(pool, answered.call_id, "caller_hung_up", "caller")
-    await routing.end_call(pool, abandoned.call_id, "caller_left", "caller")
+    await routing.end_call(pool, answered.call_id, "caller_hung_up", "caller", RULES)
+    await routing.end_call(pool, abandoned.call_id, "caller_left", "caller", RULES)
     return str(answered.call_id), str(abandoned.call_id)
 
 

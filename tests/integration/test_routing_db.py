@@ -8,8 +8,11 @@ import asyncpg
 import pytest
 
 from signvideo import routing
+from signvideo.config import Config
 from signvideo.db import create_pool
 from tests.integration.conftest import add_interpreter
+
+RULES = Config(wrap_up=0)
 
 
 async def test_two_processes_never_give_an_interpreter_two_calls(
@@ -21,9 +24,9 @@ async def test_two_processes_never_give_an_interpreter_two_calls(
         interpreters = [await add_interpreter(pool, f"i{n}@example.org") for n in range(12)]
         calls = [await routing.join_queue(pool, "demo") for _ in range(20)]
         for user_id in interpreters:
-            await routing.set_availability(pool, user_id, True)
+            await routing.set_state(pool, user_id, "available")
         made = await asyncio.gather(
-            *(routing.match_waiting(p, 20) for p in (pool, other, pool, other))
+            *(routing.match_waiting(p, RULES) for p in (pool, other, pool, other))
         )
         assert sum(made) == 12
         rows = await pool.fetch(
@@ -45,8 +48,8 @@ async def test_database_refuses_a_second_live_call(pool: asyncpg.Pool, seeded: N
     user_id = await add_interpreter(pool, "ann@example.org")
     first = await routing.join_queue(pool, "demo")
     second = await routing.join_queue(pool, "demo")
-    await routing.set_availability(pool, user_id, True)
-    assert await routing.match_waiting(pool, 20) == 1
+    await routing.set_state(pool, user_id, "available")
+    assert await routing.match_waiting(pool, RULES) == 1
     with pytest.raises(asyncpg.UniqueViolationError):
         await pool.execute(
             "UPDATE calls SET state='offered', interpreter_id=$1, "
@@ -60,8 +63,8 @@ async def test_database_refuses_a_second_live_call(pool: asyncpg.Pool, seeded: N
 async def answered_call(pool: asyncpg.Pool) -> routing.Joined:
     user_id = await add_interpreter(pool, "ann@example.org")
     joined = await routing.join_queue(pool, "demo")
-    await routing.set_availability(pool, user_id, True)
-    await routing.match_waiting(pool, 20)
+    await routing.set_state(pool, user_id, "available")
+    await routing.match_waiting(pool, RULES)
     await routing.accept(pool, user_id, "Ann", joined.call_id, [])
     # Pretend the call has been going for 61 s: two minutes started.
     await pool.execute(
@@ -78,8 +81,8 @@ async def test_an_end_processed_twice_at_once_charges_once(
     other = await create_pool(database_url, min_size=1, max_size=2)
     try:
         results = await asyncio.gather(
-            routing.end_call(pool, joined.call_id, "caller_hung_up", "caller"),
-            routing.end_call(other, joined.call_id, "interpreter_hung_up", "interpreter"),
+            routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES),
+            routing.end_call(other, joined.call_id, "interpreter_hung_up", "interpreter", RULES),
         )
     finally:
         await other.close()
@@ -88,13 +91,13 @@ async def test_an_end_processed_twice_at_once_charges_once(
     assert len(charges) == 1
     assert charges[0]["billable_seconds"] in (61, 62)
     assert charges[0]["charge_pence"] == 300
-    assert await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller") is False
+    assert await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES) is False
     assert await pool.fetchval("SELECT count(*) FROM charges") == 1
 
 
 async def test_charges_and_events_cannot_be_edited(pool: asyncpg.Pool, seeded: None) -> None:
     joined = await answered_call(pool)
-    await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller")
+    await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES)
     for statement in (
         "UPDATE charges SET charge_pence = 1",
         "DELETE FROM charges",

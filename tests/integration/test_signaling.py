@@ -98,6 +98,16 @@ async def test_call_from_queue_to_charge(
     )
 
 
+async def wait_for_value(pool: asyncpg.Pool, query: str, *args: Any) -> Any:
+    """Poll until ``query`` gives a non-null value (at most 5 s)."""
+    for _ in range(100):
+        value = await pool.fetchval(query, *args)
+        if value is not None:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still null after 5 s: {query}")
+
+
 def charge_interpreter(row: asyncpg.Record) -> int:
     value: int = row["interpreter_id"]
     return value
@@ -163,13 +173,21 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
     await leaver.send(type="leave", call_id=left["call_id"])
     assert (await leaver.expect("ended"))["reason"] == "caller_left"
     await vanisher.close()
-    for _ in range(50):
-        reason = await pool.fetchval(
-            "SELECT end_reason FROM calls WHERE id = $1::uuid", vanished["call_id"]
-        )
-        if reason:
-            break
-        await asyncio.sleep(0.05)
+    gone = await wait_for_value(
+        pool, "SELECT caller_gone_at FROM calls WHERE id = $1::uuid", vanished["call_id"]
+    )
+    # The caller keeps their place through the grace period...
+    assert await pool.fetchval(
+        "SELECT state FROM calls WHERE id = $1::uuid", vanished["call_id"]
+    ) == "queued"
+    # ...and once it has passed, the sweeper counts them as gone.
+    await pool.execute(
+        "UPDATE calls SET caller_gone_at = $2::timestamptz - interval '61 s' WHERE id = $1::uuid",
+        vanished["call_id"], gone,
+    )
+    reason = await wait_for_value(
+        pool, "SELECT end_reason FROM calls WHERE id = $1::uuid", vanished["call_id"]
+    )
     assert reason == "caller_disconnected"
     assert await pool.fetchval("SELECT count(*) FROM charges") == 0
 
@@ -180,7 +198,7 @@ async def test_interpreter_hangs_up_and_console_loss_ends_call(
     open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
-    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    ann_id, ann = await interpreter(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_availability", available=True)
     for reason in ("interpreter_hung_up", "interpreter_disconnected"):
         caller = await open_caller()
@@ -194,6 +212,15 @@ async def test_interpreter_hangs_up_and_console_loss_ends_call(
             await ann.expect("ended", reason=reason)
         else:
             await ann.close()
+            # A console that blinks keeps its call; one gone past its lease ends it.
+            await wait_for_value(
+                pool, "SELECT console_gone_at FROM interpreter_status WHERE user_id = $1", ann_id
+            )
+            await pool.execute(
+                "UPDATE interpreter_status SET console_gone_at = now() - interval '16 s' "
+                "WHERE user_id = $1",
+                ann_id,
+            )
         assert (await caller.expect("ended"))["reason"] == reason
         assert (
             await pool.fetchval(

@@ -9,7 +9,7 @@ from signvideo.db import Q, load_queries
 
 def test_named_queries_load() -> None:
     assert "next_match" in Q
-    assert Q["next_match"].startswith("-- First come")
+    assert Q["next_match"].startswith("-- The first waiting call")
 
 
 def test_duplicate_query_names_are_refused(tmp_path: Path) -> None:
