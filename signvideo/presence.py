@@ -141,7 +141,6 @@ async def interpreter_gone(pool: asyncpg.Pool, user_id: int, config: Config) -> 
         if row is None or row["console_gone_at"] is None or row["state"] == "in_call":
             return  # came back, or the call is being ended by someone else
         if row["state"] == "offered" and row["call_id"] is not None:
-            await con.execute(Q["record_decline"], row["call_id"], user_id)
             await routing.withdraw_offer(con, row["call_id"], user_id, "interpreter_disconnected")
         if row["state"] != "offline":
             await routing.set_interpreter(

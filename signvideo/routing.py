@@ -341,7 +341,9 @@ async def expire_offers(pool: asyncpg.Pool, config: Config) -> int:
         rows = await con.fetch(Q["expired_offers"])
         for row in rows:
             call_id, interpreter_id = row["id"], row["interpreter_id"]
-            await con.execute(Q["record_decline"], call_id, interpreter_id)
+            # Not a decline: an interpreter who was away may be offered the
+            # call again once they are back, though an idler colleague will
+            # be asked first (their idle time starts again now).
             await withdraw_offer(con, call_id, interpreter_id, "expired")
             status = await con.fetchrow(Q["interpreter_state_for_update"], interpreter_id)
             missed = await con.fetchval(
@@ -425,7 +427,7 @@ async def relay_from_caller(
 ) -> None:
     sent = await pool.fetch(Q["relay_from_caller"], call_id, payload)
     if not sent:
-        raise OutOfTurn("Your call is not connected to an interpreter yet.")
+        raise OutOfTurn("Your call is not connected to an interpreter (not yet, or no longer).")
 
 
 async def relay_from_interpreter(

@@ -244,7 +244,11 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                     call_id,
                     "caller",
                     config.ice_servers,
-                    {"display_name": "Interpreter"},
+                    {
+                        "display_name": await pool.fetchval(
+                            Q["display_name"], resumed.interpreter_id
+                        )
+                    },
                     resumed=True,
                 )
             )

@@ -22,3 +22,6 @@ INSERT INTO users (email, display_name, role, authority_id, password_hash)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (email) DO NOTHING
 RETURNING id;
+
+-- name: display_name
+SELECT display_name FROM users WHERE id = $1;

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
-from .helpers import NewContext, Server, SignallingLog
+from .helpers import SOCKET_BLOCKER_JS, NewContext, Server, SignallingLog
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -69,10 +69,22 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server_env(**settings): extra environment for the test's signvideo server, "
+        'for example server_env(SIGNVIDEO_WRAP_UP="3")',
+    )
+
+
 @pytest.fixture
-def server_env() -> dict[str, str]:
-    """Extra environment for the server; a test module overrides this to change a setting."""
-    return {}
+def server_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment for the server: a module overrides this fixture, or a test
+    says ``@pytest.mark.server_env(SIGNVIDEO_OFFER_TIMEOUT="2")``."""
+    env: dict[str, str] = {}
+    for marker in reversed(list(request.node.iter_markers("server_env"))):
+        env.update({key: str(value) for key, value in marker.kwargs.items()})
+    return env
 
 
 @pytest.fixture
@@ -99,7 +111,7 @@ async def server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    server = Server(base_url, log_path)
+    server = Server(base_url, log_path, database_url)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not await asyncio.to_thread(_healthy, base_url + "/healthz"):
@@ -151,7 +163,7 @@ async def new_context(
     contexts: list[BrowserContext] = []
     console_lines: list[str] = []
 
-    async def make(*, phone: bool = False) -> BrowserContext:
+    async def make(*, phone: bool = False, javascript: bool = True) -> BrowserContext:
         # Callers are often on phones: a phone-sized, touch screen.
         context = await browser.new_context(
             base_url=server.base_url,
@@ -159,7 +171,10 @@ async def new_context(
             viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 900},
             is_mobile=phone,
             has_touch=phone,
+            java_script_enabled=javascript,
         )
+        # Lets a test hold a page's sockets down after a dropped connection.
+        await context.add_init_script(SOCKET_BLOCKER_JS)
         name = f"context {len(contexts)}"
         context.on("console", lambda msg: console_lines.append(f"[{name}] {msg.type}: {msg.text}"))
         context.on("weberror", lambda err: console_lines.append(f"[{name}] error: {err.error}"))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import BrowserContext, Page, WebSocket, expect
 
 INTERPRETER = ("interpreter@demo.example", "interpret-demo")
@@ -18,19 +21,73 @@ FINANCE = ("finance@demo.example", "finance-demo")
 class NewContext(Protocol):
     """The new_context fixture: a browser context (one person's cookie jar) on the test server."""
 
-    def __call__(self, *, phone: bool = False) -> Awaitable[BrowserContext]: ...
+    def __call__(
+        self, *, phone: bool = False, javascript: bool = True
+    ) -> Awaitable[BrowserContext]: ...
+
+
+axe = Axe()
+
+
+async def assert_no_violations(page: Page, what: str) -> None:
+    results = await axe.run(page)
+    assert results.violations_count == 0, f"{what} ({page.url}):\n{results.generate_report()}"
+
+
+async def assert_big_enough(page: Page, name: str) -> None:
+    """The main buttons are at least 44 by 44 CSS pixels."""
+    box = await page.get_by_role("button", name=name).bounding_box()
+    assert box is not None, name
+    assert box["width"] >= 44 and box["height"] >= 44, (name, box)
 
 
 @dataclass(frozen=True)
 class Server:
     base_url: str
     log_path: Path
+    database_url: str
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        """Run one statement on the server's database; returns fetchval's result."""
+        con = await asyncpg.connect(self.database_url)
+        try:
+            return await con.fetchval(sql, *args)
+        finally:
+            await con.close()
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ALWAYS_OPEN = {day: [["00:00", "24:00"]] for day in DAYS}
+NEVER_OPEN: dict[str, list[list[str]]] = {day: [] for day in ALWAYS_OPEN}
+
+
+async def add_authority(
+    server: Server,
+    slug: str,
+    name: str,
+    *,
+    opening_hours: dict[str, list[list[str]]],
+    languages: tuple[str, ...] = ("BSL",),
+) -> int:
+    """An authority straight into the database (the service has no admin pages yet)."""
+    return int(
+        await server.execute(
+            """INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute,
+                                        opening_hours, nation, closed_on_bank_holidays, languages)
+               VALUES ($1, $2, 60, 150, $3::jsonb, 'england-and-wales', false, $4)
+               RETURNING id""",
+            slug,
+            name,
+            json.dumps(opening_hours),
+            list(languages),
+        )
+    )
 
 
 @dataclass
@@ -70,32 +127,110 @@ async def sign_in(page: Page, email: str, password: str) -> None:
 
 
 async def open_console(context: BrowserContext) -> Page:
-    """A signed-in interpreter's console, connected and showing they are unavailable."""
+    """A signed-in interpreter's console, connected and showing they are offline."""
     page = await context.new_page()
     await sign_in(page, *INTERPRETER)
     if not page.url.endswith("/console"):
         await page.goto("/console")
-    await expect(page.locator("#state")).to_have_text("You are unavailable")
+    await expect(page.locator("#state")).to_have_text("You are offline")
     return page
 
 
 async def become_available(console: Page) -> None:
     await console.get_by_role("button", name="Make me available").click()
     await expect(console.locator("#state")).to_have_text("You are available")
-    await expect(console.get_by_role("button", name="Make me unavailable")).to_be_enabled()
+    await expect(console.get_by_role("button", name="Go offline")).to_be_enabled()
 
 
-async def open_caller(context: BrowserContext, slug: str = "demo") -> Page:
+async def open_caller(context: BrowserContext, slug: str = "demo", query: str = "") -> Page:
     """The caller page with the camera preview running, ready to join."""
     page = await context.new_page()
-    await page.goto(f"/call/{slug}")
+    await page.goto(f"/call/{slug}{query}")
     await page.wait_for_function("() => window.signvideo && window.signvideo.state === 'ready'")
     return page
 
 
-async def join_queue(caller: Page) -> None:
+async def join_queue(caller: Page, position: int = 1) -> None:
     await caller.get_by_role("button", name="Join the queue").click()
-    await expect(caller.get_by_role("status")).to_contain_text("You are number 1 in the queue")
+    await expect(caller.get_by_role("status")).to_contain_text(
+        f"You are number {position} in the queue"
+    )
+
+
+# Test-only: lets a test stop a page's WebSockets from connecting, so that
+# after window.signvideo.dropConnection() the page stays "reconnecting" until
+# the test allows sockets again. A blocked socket goes to a path the server
+# does not have, and fails as an unreachable server would.
+SOCKET_BLOCKER_JS = """
+(() => {
+    const RealWebSocket = window.WebSocket;
+    window.__socketsBlocked = false;
+    function WebSocketForTests(url, protocols) {
+        const target = window.__socketsBlocked ? String(url).replace("/ws/", "/blocked-ws/") : url;
+        return protocols === undefined
+            ? new RealWebSocket(target) : new RealWebSocket(target, protocols);
+    }
+    WebSocketForTests.prototype = RealWebSocket.prototype;
+    for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) {
+        WebSocketForTests[name] = RealWebSocket[name];
+    }
+    window.WebSocket = WebSocketForTests;
+})();
+"""
+
+
+async def drop_connection(page: Page, *, block: bool = True) -> None:
+    """Close the page's signalling socket as a network failure would; with
+    `block`, new sockets fail until allow_connections(page)."""
+    if block:
+        await page.evaluate("window.__socketsBlocked = true")
+    await page.evaluate("window.signvideo.dropConnection()")
+
+
+async def allow_connections(page: Page) -> None:
+    await page.evaluate("window.__socketsBlocked = false")
+
+
+async def connect_call(
+    new_context: NewContext, *, console_context: BrowserContext | None = None
+) -> tuple[Page, Page]:
+    """A caller on a phone and an interpreter, connected, with video flowing both ways."""
+    caller = await open_caller(await new_context(phone=True))
+    await expect_own_preview(caller)
+    await join_queue(caller)
+
+    console = await open_console(console_context or await new_context())
+    # With a caller already waiting, becoming available brings the offer at once.
+    await console.get_by_role("button", name="Make me available").click()
+    offer = console.get_by_role("region", name="Incoming call")
+    await expect(offer).to_be_visible()
+    await expect(offer).to_contain_text("Demo Borough Council")
+    await console.get_by_role("button", name="Accept").click()
+
+    await expect(caller.get_by_role("status")).to_contain_text("connected with the interpreter")
+    await expect(console.locator("#state")).to_have_text("You are in a call")
+    await expect(caller.get_by_role("button", name="Hang up")).to_be_visible()
+    await expect(console.get_by_role("button", name="Hang up")).to_be_visible()
+
+    caller_fps = await expect_video_flowing(caller, "Interpreter's video")
+    console_fps = await expect_video_flowing(console, "Caller's video")
+    print(f"frames decoded per second: caller {caller_fps:.0f}, interpreter {console_fps:.0f}")
+    return caller, console
+
+
+async def mark_peer_connection(page: Page) -> None:
+    """Tag the page's current RTCPeerConnection, to tell later whether it was replaced."""
+    await page.evaluate("window.signvideo.pc.__beforeDrop = true")
+
+
+async def expect_new_peer_connection(page: Page) -> None:
+    await page.wait_for_function(
+        "() => window.signvideo.pc !== null && window.signvideo.pc.__beforeDrop !== true",
+        timeout=15_000,
+    )
+
+
+WRAP_UP_COUNTDOWN = re.compile(r"^You will be available for calls in (\d+) seconds?\.$")
 
 
 async def expect_own_preview(page: Page) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from .helpers import (
     FINANCE,
     NewContext,
+    assert_big_enough,
+    assert_no_violations,
     become_available,
     expect_own_preview,
     join_queue,
@@ -22,8 +23,6 @@ from .helpers import (
 
 pytestmark = pytest.mark.browser
 
-axe = Axe()
-
 # Stand-in for a person choosing Block when the browser asks to use the camera.
 REFUSE_CAMERA_JS = """
 if (navigator.mediaDevices) {
@@ -31,18 +30,6 @@ if (navigator.mediaDevices) {
         Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
 }
 """
-
-
-async def assert_no_violations(page: Page, what: str) -> None:
-    results = await axe.run(page)
-    assert results.violations_count == 0, f"{what} ({page.url}):\n{results.generate_report()}"
-
-
-async def assert_big_enough(page: Page, name: str) -> None:
-    """The main buttons are at least 44 by 44 CSS pixels."""
-    box = await page.get_by_role("button", name=name).bounding_box()
-    assert box is not None, name
-    assert box["width"] >= 44 and box["height"] >= 44, (name, box)
 
 
 async def test_caller_pages(new_context: NewContext) -> None:
@@ -116,7 +103,7 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
 async def test_console_states_and_the_offer_is_seen_without_sound(new_context: NewContext) -> None:
     console = await open_console(await new_context())
     await expect(console).to_have_title(re.compile(r"^Interpreter console"))
-    await assert_no_violations(console, "console, unavailable")
+    await assert_no_violations(console, "console, offline")
 
     await become_available(console)
     await assert_no_violations(console, "console, available")

@@ -14,15 +14,14 @@ from playwright.async_api import Page, expect
 
 from .helpers import (
     FINANCE,
+    WRAP_UP_COUNTDOWN,
     NewContext,
     SignallingLog,
-    expect_own_preview,
-    expect_video_flowing,
     join_queue,
     open_caller,
-    open_console,
     sign_in,
 )
+from .helpers import connect_call as connect_call_with_video
 
 pytestmark = pytest.mark.browser
 
@@ -37,28 +36,7 @@ SENDER_SETTINGS_JS = """() => {
 
 
 async def connect_call(new_context: NewContext) -> tuple[Page, Page]:
-    """A caller on a phone and an interpreter, connected, with video flowing both ways."""
-    caller = await open_caller(await new_context(phone=True))
-    await expect_own_preview(caller)
-    await join_queue(caller)
-
-    console = await open_console(await new_context())
-    # With a caller already waiting, becoming available brings the offer at once.
-    await console.get_by_role("button", name="Make me available").click()
-    offer = console.get_by_role("region", name="Incoming call")
-    await expect(offer).to_be_visible()
-    await expect(offer).to_contain_text("Demo Borough Council")
-    await console.get_by_role("button", name="Accept").click()
-
-    await expect(caller.get_by_role("status")).to_contain_text("connected with the interpreter")
-    await expect(console.locator("#state")).to_have_text("You are in a call")
-    await expect(caller.get_by_role("button", name="Hang up")).to_be_visible()
-    await expect(console.get_by_role("button", name="Hang up")).to_be_visible()
-
-    caller_fps = await expect_video_flowing(caller, "Interpreter's video")
-    console_fps = await expect_video_flowing(console, "Caller's video")
-    print(f"frames decoded per second: caller {caller_fps:.0f}, interpreter {console_fps:.0f}")
-
+    caller, console = await connect_call_with_video(new_context)
     # Signing needs frame rate more than detail; both senders say so.
     for page in (caller, console):
         settings = await page.evaluate(SENDER_SETTINGS_JS)
@@ -95,8 +73,15 @@ async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLo
     await expect(caller.get_by_role("link", name=re.compile("again"))).to_have_attribute(
         "href", "/call/demo"
     )
-    await expect(console.get_by_role("status")).to_have_text("Call ended: the caller hung up.")
-    await expect(console.locator("#state")).to_have_text("You are available")
+    # The place token is gone with the call: reopening the page starts afresh.
+    assert await caller.evaluate("sessionStorage.getItem('signvideo.resume.demo')") is None
+    await expect(console.get_by_role("status")).to_have_text(
+        "Call ended: the caller hung up. Your wrap-up time has started."
+    )
+    # After a call comes wrap-up, not the next offer.
+    await expect(console.locator("#state")).to_have_text("Wrap-up after your call")
+    await expect(console.get_by_role("timer")).to_have_text(WRAP_UP_COUNTDOWN)
+    await expect(console.get_by_role("button", name="Ready for the next call")).to_be_enabled()
     await expect(console.locator("#call")).to_be_hidden()
     assert await console.evaluate("window.signvideo.pc") is None
 
@@ -117,9 +102,13 @@ async def test_interpreter_hangs_up(new_context: NewContext, signalling: Signall
 
     await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=interpreter_hung_up$"))
     await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
-    await expect(console.get_by_role("status")).to_have_text("Call ended: you hung up.")
+    await expect(console.get_by_role("status")).to_have_text(
+        "Call ended: you hung up. Your wrap-up time has started."
+    )
+    await expect(console.locator("#state")).to_have_text("Wrap-up after your call")
+    await console.get_by_role("button", name="Ready for the next call").click()
     await expect(console.locator("#state")).to_have_text("You are available")
-    await expect(console.get_by_role("button", name="Make me unavailable")).to_be_enabled()
+    await expect(console.get_by_role("button", name="Go offline")).to_be_enabled()
     assert signalling.errors == []
 
 

@@ -150,13 +150,18 @@ async def test_offer_expires_and_goes_to_next(
     _, ann = await interpreter(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_availability", available=True)
     await ann.expect("offer")
+    _, bob = await interpreter(client, pool, open_console, "bob@example.org")
+    await bob.send(type="set_availability", available=True)
+    await bob.expect("state", state="available")
     # Make the offer overdue rather than waiting 20 s for it.
     await pool.execute(
-        "UPDATE calls SET offer_expires_at = now() - interval '1 second' WHERE id = $1::uuid",
+        "UPDATE calls SET offer_expires_at = now() - interval '1 s' WHERE id = $1::uuid",
         queued["call_id"],
     )
     withdrawn = await ann.expect("offer_withdrawn")
     assert withdrawn["reason"] == "expired"
+    # Bob has been idle longer than Ann, whose idle time restarted.
+    assert (await bob.expect("offer"))["call_id"] == queued["call_id"]
     await ann.send(type="accept", call_id=queued["call_id"])
     error = await ann.expect("error")
     assert error["code"] == "out_of_turn"
@@ -177,13 +182,15 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
         pool, "SELECT caller_gone_at FROM calls WHERE id = $1::uuid", vanished["call_id"]
     )
     # The caller keeps their place through the grace period...
-    assert await pool.fetchval(
-        "SELECT state FROM calls WHERE id = $1::uuid", vanished["call_id"]
-    ) == "queued"
+    assert (
+        await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", vanished["call_id"])
+        == "queued"
+    )
     # ...and once it has passed, the sweeper counts them as gone.
     await pool.execute(
         "UPDATE calls SET caller_gone_at = $2::timestamptz - interval '61 s' WHERE id = $1::uuid",
-        vanished["call_id"], gone,
+        vanished["call_id"],
+        gone,
     )
     reason = await wait_for_value(
         pool, "SELECT end_reason FROM calls WHERE id = $1::uuid", vanished["call_id"]

@@ -1,4 +1,6 @@
-/* The deaf caller's page: camera preview, queue, call (docs/protocol.md). */
+/* The deaf caller's page: camera preview, what the queue looks like, joining,
+   keeping the place through a dropped connection, and the call
+   (docs/protocol.md, version 2). */
 (function () {
   "use strict";
 
@@ -7,9 +9,20 @@
   const authoritySlug = main.dataset.authority;
   const endedUrl = main.dataset.endedUrl;
   const pageIceServers = rtc.readIceServers(main);
+  // Server-rendered: a closed service has no Join button at all.
+  const serviceOpenAtLoad = main.dataset.open !== "false";
+  const languages = readList(main.dataset.languages);
+  const specialism = new URLSearchParams(window.location.search).get("specialism") || null;
+
+  const TOKEN_KEY = "signvideo.resume." + authoritySlug;
+  const AVAILABILITY_EVERY_MS = 15000;
+  const GRACE_MS = 60000;   // how long the server keeps a dropped caller's place
+  const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
 
   const el = {
     alert: document.getElementById("alert"),
+    wait: document.getElementById("wait"),
+    languageInputs: Array.from(document.querySelectorAll('input[name="language"]')),
     videos: document.getElementById("videos"),
     localVideo: document.getElementById("local-video"),
     remoteVideo: document.getElementById("remote-video"),
@@ -18,45 +31,147 @@
     cameraRetry: document.getElementById("camera-retry"),
     statusBox: document.getElementById("status-box"),
     status: document.getElementById("status"),
-    join: document.getElementById("join"),
+    statusDetail: document.getElementById("status-detail"),
+    join: document.getElementById("join"),      // absent while the service is closed
     leave: document.getElementById("leave"),
     hangup: document.getElementById("hangup"),
     tips: document.getElementById("tips"),
   };
 
-  let state = "starting";
+  /* Two things the page keeps track of:
+     camera: "starting" | "working" | "failed"
+     phase:  "idle"        not in the queue
+             "resuming"    page loaded with a saved place: asking for it back
+             "joining"     join sent, waiting for `queued`
+             "queued" | "leaving"
+             "reconnecting" the socket dropped; resuming with the token
+             "connecting" | "in_call" | "ending"
+             "ended"       going to the call-ended page */
+  let camera = "starting";
+  let phase = "idle";
   let localStream = null;
+  let cameraWaiters = [];
   let signalling = null;
   let peer = null;
   let callId = null;
+  let callIceServers = pageIceServers;
   let interpreterName = "";
   let leavingPage = false;
   let usedButtons = false;
-  let queueText = "";   // what the status said while queued, to go back to
-  let callText = "";    // and while in the call
+  let queueText = "";      // the queued display, to go back to
+  let queueDetail = "";
+  let callText = "";       // and the in-call one
+  let serviceOpen = serviceOpenAtLoad;
+  let queueFull = main.dataset.queueFull === "true";
+  const reconnect = { attempt: 0, timer: null, since: 0, wasInCall: false, pendingAction: null };
 
-  /* Every change of state is shown in words in the status region (which
-     screen readers announce) and by the colour of the status box. */
-  function setState(next, text) {
-    state = next;
-    el.statusBox.dataset.state = next;
-    if (text) el.status.textContent = text;
+  function readList(text) {
+    try {
+      const value = JSON.parse(text || "[]");
+      return Array.isArray(value) ? value.map(String) : [];
+    } catch (err) {
+      return [];
+    }
+  }
 
-    const inCall = next === "connecting" || next === "in_call" || next === "ending";
-    el.join.hidden = !(next === "starting" || next === "ready" || next === "joining" ||
-      next === "camera_error");
-    el.join.disabled = next !== "ready";
-    el.leave.hidden = !(next === "queued" || next === "leaving");
-    el.leave.disabled = next !== "queued";
+  // --- words ------------------------------------------------------------------
+
+  function waitWords(seconds) {
+    if (seconds < 60) return "less than a minute";
+    const minutes = Math.round(seconds / 60);
+    return "about " + minutes + " minute" + (minutes === 1 ? "" : "s");
+  }
+
+  /* The same words as the wait_text macro in _macros.html. */
+  function waitText(data) {
+    if (data.queue_full) return "The queue is full. Please try again in a few minutes.";
+    if (!data.interpreters_on_duty) {
+      return "No interpreter is available right now. " +
+        "You can still join the queue and wait, or try again later.";
+    }
+    const waiting = Number(data.waiting) || 0;
+    let text = waiting === 0 ? "Nobody is waiting."
+      : waiting === 1 ? "1 person is waiting."
+        : waiting + " people are waiting.";
+    if (data.expected_wait_seconds !== null && data.expected_wait_seconds !== undefined) {
+      text += " The expected wait is " + waitWords(Number(data.expected_wait_seconds)) + ".";
+    }
+    return text;
+  }
+
+  // --- what the page shows ------------------------------------------------------
+
+  function showAlert(text) { el.alert.textContent = text; }
+  function clearAlert() { el.alert.textContent = ""; }
+
+  /* The status box: a main line and an optional detail line, in one live
+     region, with a colour for the kind of state (never colour alone). */
+  function show(kind, text, detail) {
+    el.statusBox.dataset.state = kind;
+    if (el.status.textContent !== text) el.status.textContent = text;
+    const more = detail || "";
+    if (el.statusDetail.textContent !== more) el.statusDetail.textContent = more;
+    el.statusDetail.hidden = !more;
+  }
+
+  /* What to say when not in the queue: about the camera, and whether the
+     caller can join. `lead` (optional) goes first, for example "You are not
+     in the queue." */
+  function showIdle(lead) {
+    let kind;
+    let text;
+    if (camera === "starting") {
+      kind = "starting";
+      text = "Starting your camera…";
+    } else if (camera === "failed") {
+      kind = "camera_error";
+      text = "Your camera is not working, so you cannot join the queue yet.";
+    } else {
+      kind = "ready";
+      if (!serviceOpen) text = "Your camera is working. You can join the queue when the service opens.";
+      else if (queueFull) text = "Your camera is working. The queue is full, so you cannot join just now.";
+      else text = "Your camera is working. When you are ready, select Join the queue.";
+    }
+    if (lead) show(kind, lead, text);
+    else show(kind, text);
+  }
+
+  function inCallPhase() {
+    return phase === "connecting" || phase === "in_call" || phase === "ending" ||
+      (phase === "reconnecting" && reconnect.wasInCall);
+  }
+
+  function canJoin() {
+    return phase === "idle" && camera === "working" && serviceOpen && !queueFull && el.join !== null;
+  }
+
+  /* Buttons, videos and the page's exposed state follow the phase. */
+  function render() {
+    const inCall = inCallPhase();
+    const queued = phase === "queued" || phase === "leaving" ||
+      (phase === "reconnecting" && !reconnect.wasInCall);
+    if (el.join) {
+      el.join.hidden = !(phase === "idle" || phase === "joining" || phase === "resuming");
+      el.join.disabled = !canJoin();
+    }
+    el.leave.hidden = !queued;
+    el.leave.disabled = phase !== "queued";
     el.hangup.hidden = !inCall;
-    el.hangup.disabled = next === "ending";
+    el.hangup.disabled = !(phase === "connecting" || phase === "in_call");
     el.remoteVideo.hidden = !inCall;
     el.videos.classList.toggle("videos--in-call", inCall);
     el.tips.hidden = inCall;
-    rtc.guardLeaving(inCall || next === "joining" || next === "queued" || next === "leaving");
-
+    for (const input of el.languageInputs) input.disabled = phase !== "idle";
+    rtc.guardLeaving(phase !== "idle" && phase !== "ended");
     keepFocus();
-    rtc.exposeState({ state: next, callId: callId });
+    rtc.exposeState({ state: exposedState(), callId: callId });
+  }
+
+  /* For tests: "starting", "ready" or "camera_error" when not in the queue,
+     otherwise the phase. */
+  function exposedState() {
+    if (phase !== "idle") return phase;
+    return camera === "working" ? "ready" : camera === "failed" ? "camera_error" : "starting";
   }
 
   /* The button just pressed may now be hidden: once the caller has used the
@@ -64,7 +179,7 @@
      dropping it at the top of the page. */
   function keepFocus() {
     if (!usedButtons) return;
-    const actions = [el.join, el.leave, el.hangup];
+    const actions = [el.join, el.leave, el.hangup].filter(Boolean);
     const active = document.activeElement;
     const lost = !active || active === document.body ||
       (actions.includes(active) && (active.hidden || active.disabled));
@@ -73,116 +188,328 @@
     if (next) next.focus();
   }
 
-  function showAlert(text) { el.alert.textContent = text; }
-  function clearAlert() { el.alert.textContent = ""; }
+  // --- the place token (kept across reloads of this tab) ------------------------
+
+  function saveToken(token) {
+    try { window.sessionStorage.setItem(TOKEN_KEY, String(token)); } catch (err) { /* private mode */ }
+  }
+  function loadToken() {
+    try { return window.sessionStorage.getItem(TOKEN_KEY); } catch (err) { return null; }
+  }
+  function clearToken() {
+    try { window.sessionStorage.removeItem(TOKEN_KEY); } catch (err) { /* private mode */ }
+  }
+
+  // --- the queue before joining -------------------------------------------------
+
+  let availabilityTimer = null;
+
+  function chosenLanguage() {
+    const checked = el.languageInputs.find(function (input) { return input.checked; });
+    if (checked) return checked.value;
+    return languages.length ? languages[0] : undefined;
+  }
+
+  function scheduleAvailability(delay) {
+    window.clearTimeout(availabilityTimer);
+    availabilityTimer = null;
+    if (!serviceOpenAtLoad || !el.wait) return;
+    availabilityTimer = window.setTimeout(refreshAvailability, delay);
+  }
+
+  /* While not in the queue, ask every 15 s how the queue looks. */
+  async function refreshAvailability() {
+    availabilityTimer = null;
+    if (phase !== "idle") return;
+    const params = new URLSearchParams();
+    const language = chosenLanguage();
+    if (language) params.set("language", language);
+    if (specialism) params.set("specialism", specialism);
+    const query = params.toString();
+    const url = "/api/v1/authorities/" + encodeURIComponent(authoritySlug) + "/availability" +
+      (query ? "?" + query : "");
+    try {
+      const response = await fetch(url, {
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+        credentials: "same-origin",
+      });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      applyAvailability(await response.json());
+    } catch (err) {
+      // Keep what the page last said; the next refresh may work.
+      console.warn("signvideo: could not check the queue", err);
+    } finally {
+      if (phase === "idle" && availabilityTimer === null) scheduleAvailability(AVAILABILITY_EVERY_MS);
+    }
+  }
+
+  function applyAvailability(data) {
+    if (!data || typeof data !== "object") return;
+    serviceOpen = data.open !== false;
+    queueFull = serviceOpen && Boolean(data.queue_full);
+    let text;
+    if (!serviceOpen) {
+      text = "The service has closed." +
+        (data.next_open_text ? " It opens again " + data.next_open_text + "." : "");
+    } else {
+      text = waitText(data);
+    }
+    if (el.wait.textContent !== text) el.wait.textContent = text;
+    el.wait.dataset.state = !serviceOpen ? "closed" : queueFull ? "full" : "open";
+    if (phase === "idle") {
+      if (el.status.textContent === "You are not in the queue.") showIdle("You are not in the queue.");
+      else showIdle();
+      render();
+    }
+  }
+
+  // --- the camera -----------------------------------------------------------------
+
+  /* Resolves once the camera has started or failed. */
+  function cameraSettled() {
+    if (camera !== "starting") return Promise.resolve();
+    return new Promise(function (resolve) { cameraWaiters.push(resolve); });
+  }
+
+  function settleCamera() {
+    const waiters = cameraWaiters;
+    cameraWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
 
   async function startCamera() {
     rtc.stopStream(localStream);
     localStream = null;
+    camera = "starting";
     el.cameraProblem.hidden = true;
     el.localVideo.hidden = false;
-    setState("starting", "Starting your camera…");
+    if (phase === "idle") showIdle();
+    render();
+    let stream;
     try {
-      localStream = await rtc.openCamera();
+      stream = await rtc.openCamera();
     } catch (err) {
       console.warn("signvideo: camera refused", err);
+      camera = "failed";
       el.cameraProblemText.textContent = rtc.describeCameraError(err);
       el.cameraProblem.hidden = false;
       el.localVideo.hidden = true;
-      setState("camera_error", "Your camera is not working, so you cannot join the queue yet.");
+      settleCamera();
+      if (phase === "idle") showIdle();
+      render();
       return;
     }
-    rtc.showStream(el.localVideo, localStream);
-    for (const track of localStream.getVideoTracks()) {
-      track.addEventListener("ended", onCameraLost);
-    }
-    setState("ready", "Your camera is working. When you are ready, select Join the queue.");
+    localStream = stream;
+    camera = "working";
+    rtc.showStream(el.localVideo, stream);
+    for (const track of stream.getVideoTracks()) track.addEventListener("ended", onCameraLost);
+    settleCamera();
+    if (phase === "idle") showIdle();
+    render();
   }
 
   function onCameraLost() {
-    if (state === "ready" || state === "starting") {
-      el.cameraProblemText.textContent =
-        "Your camera stopped working. Check it is connected, then try again.";
-      el.cameraProblem.hidden = false;
-      setState("camera_error", "Your camera is not working, so you cannot join the queue yet.");
-    }
+    if (phase !== "idle") return;
+    camera = "failed";
+    el.cameraProblemText.textContent =
+      "Your camera stopped working. Check it is connected, then try again.";
+    el.cameraProblem.hidden = false;
+    showIdle();
+    render();
   }
 
-  function join() {
-    if (state !== "ready") return;
-    clearAlert();
-    setState("joining", "Joining the queue…");
-    signalling = rtc.openSignalling("/ws/caller", {
-      open: function () { signalling.send("join", { authority: authoritySlug }); },
-      close: onSocketClosed,
-      queued: function (message) {
-        callId = message.call_id;
-        // message.token will let a dropped caller resume; the protocol has no resume yet.
-        showPosition(message.position);
-      },
-      position: function (message) { showPosition(message.position); },
-      connected: onConnected,
-      sdp: onSdp,
-      ice: function (message) {
-        if (peer) peer.addRemoteCandidate(message.candidate);
-      },
-      ended: onEnded,
-      error: onServerError,
+  // --- the signalling socket ------------------------------------------------------
+
+  /* Opens a socket; onOpen runs once it is open. Messages and the close of a
+     socket that is no longer the current one are ignored. */
+  function connect(onOpen) {
+    let conn = null;
+    function only(handler) {
+      return function (message) { if (conn === signalling) handler(message); };
+    }
+    conn = rtc.openSignalling("/ws/caller", {
+      open: only(onOpen),
+      close: function (event) { onSocketClosed(conn, event); },
+      queued: only(onQueued),
+      position: only(onPosition),
+      connected: only(onConnected),
+      sdp: only(onSdp),
+      ice: only(function (message) {
+        if (peer && inCallPhase()) peer.addRemoteCandidate(message.candidate);
+      }),
+      ended: only(onEnded),
+      error: only(onServerError),
       pong: function () {},
+    });
+    signalling = conn;
+  }
+
+  /* Closes the current socket on purpose (no reconnecting). */
+  function closeSocket() {
+    const closing = signalling;
+    signalling = null;
+    if (closing) closing.close();
+  }
+
+  function send(type, fields) {
+    return signalling !== null && signalling.send(type, fields);
+  }
+
+  // --- joining and the queue ------------------------------------------------------
+
+  function join() {
+    if (!canJoin()) return;
+    clearAlert();
+    window.clearTimeout(availabilityTimer);
+    availabilityTimer = null;
+    phase = "joining";
+    show("joining", "Joining the queue…");
+    render();
+    connect(function () {
+      const fields = { authority: authoritySlug };
+      const language = chosenLanguage();
+      if (language) fields.language = language;
+      if (specialism) fields.specialism = specialism;
+      send("join", fields);
     });
   }
 
-  function showPosition(position) {
-    if (state !== "joining" && state !== "queued") return;
-    let text = "You are number " + position + " in the queue.";
-    if (position === 1) text += " You are next.";
-    queueText = text;
-    setState("queued", text);
+  function onQueued(message) {
+    if (!["joining", "resuming", "reconnecting", "queued", "leaving"].includes(phase)) return;
+    const wasAway = phase === "reconnecting" || phase === "resuming";
+    const pending = reconnect.pendingAction;
+    stopReconnecting();
+    callId = message.call_id;
+    if (message.token) saveToken(message.token);
+    closeCall();   // a call the caller had before the drop is over
+    if (wasAway) clearAlert();
+    setQueueText(message.position, message.expected_wait_seconds);
+    if (pending === "leave") {
+      // The caller chose Leave just before the connection dropped.
+      phase = "leaving";
+      show("queued", "Leaving the queue…");
+      render();
+      send("leave", { call_id: callId });
+      return;
+    }
+    phase = "queued";
+    show("queued", queueText, queueDetail);
+    render();
+  }
+
+  function onPosition(message) {
+    if (phase !== "queued" && phase !== "leaving") return;
+    const wait = Object.prototype.hasOwnProperty.call(message, "expected_wait_seconds")
+      ? message.expected_wait_seconds : undefined;
+    setQueueText(message.position, wait);
+    if (phase === "queued") show("queued", queueText, queueDetail);
+  }
+
+  /* wait: whole seconds, null (nobody on duty: say nothing), or undefined (unchanged). */
+  function setQueueText(position, wait) {
+    queueText = "You are number " + position + " in the queue.";
+    if (Number(position) === 1) queueText += " You are next.";
+    if (wait === null) queueDetail = "";
+    else if (wait !== undefined) queueDetail = "Expected wait: " + waitWords(Number(wait)) + ".";
   }
 
   function leave() {
-    if (state !== "queued") return;
-    setState("leaving", "Leaving the queue…");
-    signalling.send("leave", { call_id: callId });
+    if (phase !== "queued") return;
+    phase = "leaving";
+    show("queued", "Leaving the queue…");
+    render();
+    send("leave", { call_id: callId });
   }
 
+  // --- the call ---------------------------------------------------------------------
+
   function hangUp() {
-    if (state !== "connecting" && state !== "in_call") return;
-    setState("ending", "Hanging up…");
-    signalling.send("hangup", { call_id: callId });
+    if (phase !== "connecting" && phase !== "in_call") return;
+    phase = "ending";
+    show("in_call", "Hanging up…");
+    render();
+    send("hangup", { call_id: callId });
   }
 
   function onConnected(message) {
+    const pending = reconnect.pendingAction;
+    stopReconnecting();
     callId = message.call_id;
     interpreterName = (message.peer && message.peer.display_name) || "";
-    setState("connecting", "An interpreter has answered. Connecting the video…");
-    el.videos.scrollIntoView({ block: "start" });
-    peer = rtc.createPeer({
-      iceServers: Array.isArray(message.ice_servers) ? message.ice_servers : pageIceServers,
+    if (Array.isArray(message.ice_servers)) callIceServers = message.ice_servers;
+    const resumed = Boolean(message.resumed);
+    // Throw away any old peer connection: the interpreter makes a new offer.
+    closeCall();
+    clearAlert();
+    if (pending === "hangup") {
+      // The caller chose Hang up just before the connection dropped.
+      phase = "ending";
+      show("in_call", "Hanging up…");
+      render();
+      send("hangup", { call_id: callId });
+      return;
+    }
+    phase = "connecting";
+    callText = "";
+    show("connecting", resumed
+      ? "You are back in your call. Connecting the video again…"
+      : "An interpreter has answered. Connecting the video…");
+    render();
+    if (!resumed) el.videos.scrollIntoView({ block: "start" });
+    newPeer();
+  }
+
+  function newPeer() {
+    const thisPeer = rtc.createPeer({
+      iceServers: callIceServers,
       onCandidate: function (candidate) {
-        signalling.send("ice", { call_id: callId, candidate: candidate });
+        if (peer === thisPeer) send("ice", { call_id: callId, candidate: candidate });
       },
-      onRemoteStream: function (stream) { rtc.showStream(el.remoteVideo, stream); },
-      onConnectionState: onConnectionState,
+      onRemoteStream: function (stream) {
+        if (peer === thisPeer) rtc.showStream(el.remoteVideo, stream);
+      },
+      onConnectionState: function (connectionState) {
+        if (peer === thisPeer) onConnectionState(connectionState);
+      },
     });
-    peer.addLocalStream(localStream);
-    rtc.exposeState({ pc: peer.pc });
+    thisPeer.hasLocalStream = false;
+    peer = thisPeer;
+    rtc.exposeState({ pc: thisPeer.pc });
+    return thisPeer;
   }
 
   async function onSdp(message) {
     // The interpreter makes the offer; the caller answers.
-    if (!peer || !message.description || message.description.type !== "offer") return;
+    if (!message.description || message.description.type !== "offer") return;
+    if (phase !== "connecting" && phase !== "in_call") return;
+    // A second offer in the same call (the interpreter's console reconnected or
+    // was reopened) starts over on a new peer connection.
+    if (!peer || peer.pc.remoteDescription) {
+      closeCall();
+      phase = "connecting";
+      show("connecting", "Connecting the video again…");
+      render();
+      newPeer();
+    }
+    const thisPeer = peer;
+    await cameraSettled();   // so the interpreter sees the caller from the start
+    if (peer !== thisPeer) return;
+    if (localStream && !thisPeer.hasLocalStream) {
+      thisPeer.addLocalStream(localStream);
+      thisPeer.hasLocalStream = true;
+    }
     try {
-      const answer = await peer.answer(message.description);
-      signalling.send("sdp", { call_id: callId, description: answer });
+      const answer = await thisPeer.answer(message.description);
+      if (peer === thisPeer) send("sdp", { call_id: callId, description: answer });
     } catch (err) {
       console.error("signvideo: could not answer the interpreter's offer", err);
-      showAlert("The video could not be set up. Hang up and call again.");
+      if (peer === thisPeer) showAlert("The video could not be set up. Hang up and call again.");
     }
   }
 
   function onConnectionState(connectionState) {
-    if (state !== "connecting" && state !== "in_call") return;
+    if (phase !== "connecting" && phase !== "in_call") return;
     const withWhom = interpreterName
       ? "You are connected with the interpreter, " + interpreterName + "."
       : "You are connected with the interpreter.";
@@ -195,7 +522,9 @@
     } else {
       return;
     }
-    setState("in_call", callText);
+    phase = "in_call";
+    show("in_call", callText);
+    render();
   }
 
   function closeCall() {
@@ -206,14 +535,20 @@
   }
 
   function onEnded(message) {
+    clearToken();
+    stopReconnecting();
     leavingPage = true;
     closeCall();
     rtc.stopStream(localStream);
-    if (signalling) signalling.close();
-    setState("ended", "Your call has ended.");
+    closeSocket();
+    phase = "ended";
+    show("ended", "Your call has ended.");
+    render();
     const reason = message.reason || "";
     window.location.assign(endedUrl + "?reason=" + encodeURIComponent(reason));
   }
+
+  // --- errors -------------------------------------------------------------------------
 
   function onServerError(message) {
     if (message.request_type === "ice" || message.request_type === "ping") {
@@ -221,32 +556,131 @@
       console.warn("signvideo: the server refused a message", message);
       return;
     }
+    if (message.request_type === "resume") {
+      onResumeRefused(message);
+      return;
+    }
     showAlert(message.message || "Something went wrong. Reload the page and try again.");
-    if (state === "joining") {
-      // The join was refused (for example the council is not taking calls now).
-      const closing = signalling;
-      signalling = null;
-      if (closing) closing.close();
-      setState("ready", "You are not in the queue.");
-    } else if (state === "leaving") {
-      setState("queued", queueText);
-    } else if (state === "ending") {
-      setState(callText ? "in_call" : "connecting", callText);
+    if (phase === "joining") {
+      // The join was refused: closed now, queue full, or no such language.
+      closeSocket();
+      if (message.code === "queue_full") queueFull = true;
+      if (message.code === "closed") serviceOpen = false;
+      phase = "idle";
+      showIdle("You are not in the queue.");
+      render();
+      scheduleAvailability(0);
+    } else if (phase === "leaving") {
+      phase = "queued";
+      show("queued", queueText, queueDetail);
+      render();
+    } else if (phase === "ending") {
+      phase = callText ? "in_call" : "connecting";
+      show(phase, callText || "Connecting the video…");
+      render();
     }
   }
 
-  function onSocketClosed() {
-    if (leavingPage || signalling === null) return;
-    signalling = null;
-    const wasInQueueOrCall = state !== "joining";
+  /* The server would not give the place back: it expired, or the call is over. */
+  function onResumeRefused(message) {
+    const wasResumingAtLoad = phase === "resuming";
+    clearToken();
+    stopReconnecting();
+    closeSocket();
     closeCall();
     callId = null;
-    showAlert(wasInQueueOrCall
-      ? "The connection to SignVideo was lost, so you are no longer in the queue. " +
-        "Check your internet connection, then select Join the queue to try again."
-      : "Could not reach SignVideo. Check your internet connection, then try again.");
-    setState("ready", "You are not in the queue.");
+    if (message.code === "not_found") {
+      showAlert(wasResumingAtLoad
+        ? "Your earlier place in the queue has expired. Select Join the queue to join again."
+        : "Your place in the queue has expired, because the connection was lost for too long. " +
+          "Select Join the queue to join again.");
+    } else {
+      showAlert((message.message || "We could not give you back your place.") +
+        " Select Join the queue to join again.");
+    }
+    phase = "idle";
+    showIdle("You are not in the queue.");
+    render();
+    scheduleAvailability(0);
   }
+
+  // --- dropped connections --------------------------------------------------------------
+
+  function onSocketClosed(conn, event) {
+    if (conn !== signalling || leavingPage) return;
+    signalling = null;
+    if (phase === "idle" || phase === "ended") return;
+    if (phase === "joining" || !loadToken()) {
+      // Nothing to take back: the join never got a place.
+      const hadPlace = phase !== "joining";
+      stopReconnecting();
+      closeCall();
+      callId = null;
+      showAlert(hadPlace
+        ? "The connection to SignVideo was lost, so you are no longer in the queue. " +
+          "Check your internet connection, then select Join the queue to try again."
+        : "Could not reach SignVideo. Check your internet connection, then try again.");
+      phase = "idle";
+      showIdle("You are not in the queue.");
+      render();
+      scheduleAvailability(0);
+      return;
+    }
+    if (phase !== "reconnecting") {
+      reconnect.wasInCall = phase === "connecting" || phase === "in_call" || phase === "ending";
+      reconnect.pendingAction = phase === "leaving" ? "leave" : phase === "ending" ? "hangup" : null;
+      reconnect.since = Date.now();
+      reconnect.attempt = 0;
+      // The old peer connection is kept: the video may carry on meanwhile. It
+      // is replaced once the call is taken back.
+      phase = "reconnecting";
+    }
+    showReconnecting();
+    render();
+    const delay = RECONNECT_DELAYS_MS[Math.min(reconnect.attempt, RECONNECT_DELAYS_MS.length - 1)];
+    reconnect.attempt += 1;
+    window.clearTimeout(reconnect.timer);
+    reconnect.timer = window.setTimeout(attemptResume, delay);
+  }
+
+  function showReconnecting() {
+    let detail;
+    if (Date.now() - reconnect.since > GRACE_MS) {
+      detail = "Your place may have expired. Keep this page open: if it has, you can join again.";
+    } else {
+      detail = reconnect.wasInCall
+        ? "You keep your call for 1 minute."
+        : "You keep your place for 1 minute.";
+    }
+    show("reconnecting", "Connection lost. Reconnecting…", detail);
+  }
+
+  function attemptResume() {
+    reconnect.timer = null;
+    if (phase !== "reconnecting" && phase !== "resuming") return;
+    const token = loadToken();
+    if (!token) return;
+    connect(function () { send("resume", { token: token }); });
+  }
+
+  function stopReconnecting() {
+    window.clearTimeout(reconnect.timer);
+    reconnect.timer = null;
+    reconnect.attempt = 0;
+    reconnect.pendingAction = null;
+  }
+
+  /* A page loaded with a saved place (for example after a reload) asks for it back. */
+  function resumeAtLoad(token) {
+    phase = "resuming";
+    reconnect.wasInCall = false;
+    reconnect.since = Date.now();
+    show("joining", "Taking back your place in the queue…");
+    render();
+    connect(function () { send("resume", { token: token }); });
+  }
+
+  // --- start ------------------------------------------------------------------------------
 
   function onAction(action) {
     return function () {
@@ -255,15 +689,42 @@
     };
   }
 
-  el.join.addEventListener("click", onAction(join));
+  if (el.join) el.join.addEventListener("click", onAction(join));
   el.leave.addEventListener("click", onAction(leave));
   el.hangup.addEventListener("click", onAction(hangUp));
   el.cameraRetry.addEventListener("click", startCamera);
+  for (const input of el.languageInputs) {
+    input.addEventListener("change", function () { scheduleAvailability(0); });
+  }
+  window.addEventListener("online", function () {
+    // Back online: try at once rather than waiting out the back-off.
+    if (phase === "reconnecting" && reconnect.timer !== null) {
+      window.clearTimeout(reconnect.timer);
+      attemptResume();
+    }
+  });
   window.addEventListener("pagehide", function () {
     leavingPage = true;
     if (signalling) signalling.close();
   });
+  window.addEventListener("pageshow", function (event) {
+    // Back from the browser's page cache: the socket is gone, start afresh.
+    if (event.persisted) window.location.reload();
+  });
 
-  rtc.exposeState({ pc: null, state: state, callId: null });
+  rtc.exposeState({
+    pc: null,
+    state: exposedState(),
+    callId: null,
+    /* For tests: drop the signalling connection as a network failure would. */
+    dropConnection: function () {
+      if (signalling) signalling.close();
+    },
+  });
+
+  const savedToken = loadToken();
+  if (savedToken) resumeAtLoad(savedToken);
+  else render();
   startCamera();
+  if (!savedToken) scheduleAvailability(AVAILABILITY_EVERY_MS);
 })();

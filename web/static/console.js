@@ -1,5 +1,7 @@
-/* The interpreter console: availability, offers, and calls (docs/protocol.md).
-   The interpreter makes the WebRTC offer once a call is connected. */
+/* The interpreter console: states (available, break, wrap-up…), offers, and
+   calls (docs/protocol.md, version 2). The interpreter makes the WebRTC offer
+   once a call is connected, and again whenever either side comes back after a
+   dropped connection. */
 (function () {
   "use strict";
 
@@ -10,10 +12,17 @@
 
   const el = {
     alert: document.getElementById("alert"),
+    paused: document.getElementById("paused"),
     state: document.getElementById("state"),
     stateDetail: document.getElementById("state-detail"),
-    availability: document.getElementById("availability"),
+    wrapUp: document.getElementById("wrap-up"),
+    wrapUpCountdown: document.getElementById("wrap-up-countdown"),
+    endWrapUp: document.getElementById("end-wrap-up"),
     endOtherCall: document.getElementById("end-other-call"),
+    makeAvailable: document.getElementById("make-available"),
+    breakReason: document.getElementById("break-reason"),
+    takeBreak: document.getElementById("take-break"),
+    goOffline: document.getElementById("go-offline"),
     offer: document.getElementById("offer"),
     offerAuthority: document.getElementById("offer-authority"),
     offerWaited: document.getElementById("offer-waited"),
@@ -28,17 +37,32 @@
     events: document.getElementById("events"),
   };
 
+  // Each state in words; the colour of #state (style.css) goes with it.
   const STATES = {
     connecting: ["Connecting to the service…", "Please wait."],
     disconnected: ["Not connected",
       "The connection to SignVideo was lost. Trying again… " +
       "If this keeps happening, reload the page or sign in again."],
-    offline: ["You are unavailable", "You will not be offered calls."],
+    offline: ["You are offline", "You will not be offered calls."],
     available: ["You are available",
       "Waiting for a call. When a call is offered, it appears on this page in yellow."],
     offered: ["A call is being offered to you", "Accept or decline it below."],
     in_call: ["You are in a call", "Select Hang up to end the call."],
+    wrap_up: ["Wrap-up after your call", "You will not be offered a call until wrap-up ends."],
+    break: ["You are on a break", "You will not be offered calls. " +
+      "Select Make me available when you are ready."],
   };
+
+  const BREAK_REASONS = {
+    comfort: "Comfort break",
+    meal: "Meal break",
+    training: "Training",
+    admin: "Admin work",
+    other: "Other reason",
+  };
+
+  const MISSED_OFFERS_TEXT = "You were paused because you missed 2 offers in a row. " +
+    "Make yourself available when you are ready.";
 
   const END_REASONS = {
     caller_hung_up: "the caller hung up",
@@ -51,16 +75,23 @@
   const WITHDRAWN_REASONS = {
     expired: "The call was not accepted in time, so it is being offered to someone else.",
     caller_left: "The caller left the queue before the call was accepted.",
+    caller_disconnected: "The caller's connection was lost, so the offer was withdrawn. " +
+      "If they come back, the call will be offered again.",
   };
 
+  const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
+
   let signalling = null;
-  let serverState = "connecting";
-  let serverCallId = null;
+  // The last `state` message: what the server says the interpreter is doing.
+  let server = { state: "connecting", callId: null, reason: null, since: null, until: null };
   let waitingForServer = false;
   let offer = null;        // {callId, authorityName, deadline, received, waitedSeconds, timer}
   let lastOffer = null;    // {callId, authorityName}: the offer a `connected` follows
-  let call = null;         // {callId, authorityName, peer, localStream}
-  let reconnectDelay = 1000;
+  let call = null;         // {callId, authorityName, iceServers, peer, localStream}
+  let wrapUpTimer = null;
+  let wrapUpEndsAt = 0;
+  let reconnectAttempt = 0;
+  let droppedDuringCall = false;   // the socket dropped while this page had a call
   let leavingPage = false;
 
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
@@ -77,35 +108,80 @@
   function tellInterpreter(text) { el.events.textContent = text; }
 
   function render() {
-    const words = STATES[serverState] || [serverState, ""];
+    const state = server.state;
+    const words = STATES[state] || [state, ""];
     el.state.textContent = words[0];
-    el.state.dataset.state = serverState;
-    el.stateDetail.textContent = words[1];
-
-    const canToggle = serverState === "offline" || serverState === "available";
-    el.availability.hidden = !(canToggle || serverState === "connecting" ||
-      serverState === "disconnected");
-    el.availability.disabled = !canToggle || waitingForServer;
-    el.availability.textContent = serverState === "available"
-      ? "Make me unavailable" : "Make me available";
-
-    // The server says we are in a call this page never accepted (the console
-    // was reloaded, or opened in another window): there is no video here, so
-    // offer a way to end it rather than leave the interpreter stuck.
-    const otherCall = serverState === "in_call" && call === null && serverCallId !== null &&
-      !(lastOffer && lastOffer.callId === serverCallId);
-    el.endOtherCall.hidden = !otherCall;
-    if (otherCall) {
-      el.stateDetail.textContent = "This call was started in another window or before the " +
-        "page was reloaded, so its video is not on this page. End it to take new calls.";
+    el.state.dataset.state = state;
+    let detail = words[1];
+    if (state === "break") {
+      const reason = server.reason === "missed_offers"
+        ? "Paused after missed offers"
+        : BREAK_REASONS[server.reason] || "";
+      if (reason) detail = "Reason: " + reason + ". " + detail;
     }
-    rtc.exposeState({ state: serverState });
+
+    // The server says we are in a call whose video is not on this page yet:
+    // it re-sends `connected` straight after, but keep a way to end the call.
+    const callNotHere = state === "in_call" && call === null && server.callId !== null &&
+      !(lastOffer && lastOffer.callId === server.callId);
+    el.endOtherCall.hidden = !callNotHere;
+    if (callNotHere) detail = "Connecting to your call…";
+    el.stateDetail.textContent = detail;
+
+    // Only what the current state allows; nothing while offered or in a call.
+    const idle = state === "offline" || state === "available" || state === "wrap_up" ||
+      state === "break";
+    const busy = waitingForServer || !idle;
+    el.makeAvailable.disabled = busy || !(state === "offline" || state === "break");
+    el.takeBreak.disabled = busy || state === "break";
+    el.breakReason.disabled = el.takeBreak.disabled;
+    el.goOffline.disabled = busy || state === "offline";
+    el.endWrapUp.disabled = waitingForServer;
+
+    const paused = state === "break" && server.reason === "missed_offers";
+    const pausedText = paused ? MISSED_OFFERS_TEXT : "";
+    if (el.paused.textContent !== pausedText) el.paused.textContent = pausedText;
+
+    renderWrapUp();
+    rtc.exposeState({ state: state });
+  }
+
+  /* Wrap-up: a countdown to `until`, and a way to end it early. */
+  function renderWrapUp() {
+    const inWrapUp = server.state === "wrap_up";
+    el.wrapUp.hidden = !inWrapUp;
+    window.clearInterval(wrapUpTimer);
+    wrapUpTimer = null;
+    if (!inWrapUp) {
+      rescueFocus(el.wrapUp);
+      return;
+    }
+    const until = Date.parse(server.until || "");
+    const since = Date.parse(server.since || "");
+    wrapUpEndsAt = Number.isNaN(until) ? 0 : until;
+    // Trust the server's length of wrap-up over a browser clock that is ahead or behind.
+    if (wrapUpEndsAt && !Number.isNaN(since) && wrapUpEndsAt - since > 0) {
+      wrapUpEndsAt = Math.min(wrapUpEndsAt, server.receivedAt + (wrapUpEndsAt - since));
+    }
+    tickWrapUp();
+    wrapUpTimer = window.setInterval(tickWrapUp, 250);
+  }
+
+  function tickWrapUp() {
+    if (!wrapUpEndsAt) {
+      el.wrapUpCountdown.textContent = "Wrap-up time";
+      return;
+    }
+    const left = Math.max(0, Math.ceil((wrapUpEndsAt - Date.now()) / 1000));
+    el.wrapUpCountdown.textContent = left > 0
+      ? "You will be available for calls in " + duration(left) + "."
+      : "Wrap-up is ending…";
   }
 
   function endOtherCall() {
-    if (serverState !== "in_call" || call !== null || serverCallId === null) return;
+    if (server.state !== "in_call" || call !== null || server.callId === null) return;
     el.endOtherCall.disabled = true;
-    signalling.send("hangup", { call_id: serverCallId });
+    signalling.send("hangup", { call_id: server.callId });
   }
 
   /* Moves focus somewhere sensible when the focused control disappears. */
@@ -113,14 +189,78 @@
     if (container.contains(document.activeElement)) el.state.focus();
   }
 
-  // --- availability ---------------------------------------------------------
+  // --- your state ---------------------------------------------------------------
 
-  function toggleAvailability() {
-    if (serverState !== "offline" && serverState !== "available") return;
+  function requestState(state, reason) {
     clearAlert();
     waitingForServer = true;
     render();
-    signalling.send("set_availability", { available: serverState === "offline" });
+    const fields = { state: state };
+    if (reason) fields.reason = reason;
+    if (!signalling.send("set_state", fields)) {
+      waitingForServer = false;
+      render();
+    }
+  }
+
+  function makeAvailable() {
+    if (server.state === "offline" || server.state === "break") requestState("available");
+  }
+
+  function takeBreak() {
+    if (el.takeBreak.disabled) return;
+    requestState("break", el.breakReason.value);
+  }
+
+  function goOffline() {
+    if (el.goOffline.disabled) return;
+    requestState("offline");
+  }
+
+  function endWrapUp() {
+    if (server.state !== "wrap_up") return;
+    clearAlert();
+    waitingForServer = true;
+    render();
+    if (!signalling.send("end_wrap_up")) {
+      waitingForServer = false;
+      render();
+    }
+  }
+
+  function onState(message) {
+    const before = server.state;
+    server = {
+      state: message.state,
+      callId: message.call_id || null,
+      reason: message.reason || null,
+      since: message.since || null,
+      until: message.until || null,
+      receivedAt: Date.now(),
+    };
+    el.endOtherCall.disabled = false;
+    waitingForServer = false;
+    if (server.state !== "offered") hideOffer();
+    if (call && server.state !== "in_call") {
+      // The call ended while this console was away (its lease ran out).
+      closeCall();
+      if (!/^Call ended/.test(el.events.textContent)) {
+        tellInterpreter(droppedDuringCall
+          ? "Call ended while your console was disconnected." : "Call ended.");
+      }
+    }
+    if (server.state === "wrap_up" && before !== "wrap_up" &&
+        /^Call ended/.test(el.events.textContent) && !/wrap-up time/.test(el.events.textContent)) {
+      tellInterpreter(el.events.textContent + " Your wrap-up time has started.");
+    }
+    if (server.state === "break" && server.reason === "missed_offers" && before !== "break") {
+      tellInterpreter("You were paused after missing offers.");
+    }
+    render();
+    if (server.state === "wrap_up" && before !== "wrap_up" &&
+        (document.activeElement === document.body || document.activeElement === null)) {
+      el.endWrapUp.focus();
+    }
   }
 
   // --- offers ---------------------------------------------------------------
@@ -187,7 +327,18 @@
 
   // --- calls ----------------------------------------------------------------
 
-  async function startCall(message) {
+  /* `connected`: a call accepted here, or (with `resumed`) one this console
+     comes back to after a reload or a dropped connection. */
+  async function onConnected(message) {
+    const iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : pageIceServers;
+    if (call && call.callId === message.call_id) {
+      // This page still shows the call: only the video starts again.
+      call.iceServers = iceServers;
+      tellInterpreter("Back in the call. Connecting the video again…");
+      await newPeerAndOffer(call);
+      return;
+    }
+    closeCall();
     // `state: in_call` may already have closed the offer panel.
     const authorityName = lastOffer && lastOffer.callId === message.call_id
       ? lastOffer.authorityName
@@ -195,30 +346,21 @@
     hideOffer();
     clearAlert();
     const callId = message.call_id;
-    const thisCall = { callId: callId, authorityName: authorityName, peer: null, localStream: null };
+    const thisCall = {
+      callId: callId, authorityName: authorityName, iceServers: iceServers,
+      peer: null, localStream: null,
+    };
     call = thisCall;
     rtc.guardLeaving(true);
-
-    thisCall.peer = rtc.createPeer({
-      iceServers: Array.isArray(message.ice_servers) ? message.ice_servers : pageIceServers,
-      onCandidate: function (candidate) {
-        signalling.send("ice", { call_id: callId, candidate: candidate });
-      },
-      onRemoteStream: function (stream) { rtc.showStream(el.remoteVideo, stream); },
-      onConnectionState: function (connectionState) {
-        if (call !== thisCall) return;
-        if (connectionState === "connected") tellInterpreter("Connected with the caller from " + authorityName + ".");
-        else if (connectionState === "disconnected") tellInterpreter("The video has stopped. Trying to reconnect…");
-        else if (connectionState === "failed") tellInterpreter("The video could not connect. Hang up, and the caller can call again.");
-      },
-    });
-    rtc.exposeState({ pc: thisCall.peer.pc, callId: callId });
+    render();
 
     el.callHeading.textContent = "Call from " + authorityName;
     el.hangup.disabled = false;
     el.call.hidden = false;
     el.hangup.focus();
-    tellInterpreter("Call accepted. Connecting the video…");
+    tellInterpreter(message.resumed
+      ? "Back in your call from " + authorityName + ". Connecting the video…"
+      : "Call accepted. Connecting the video…");
 
     let stream;
     try {
@@ -238,28 +380,74 @@
     }
     thisCall.localStream = stream;
     rtc.showStream(el.localVideo, stream);
-    thisCall.peer.addLocalStream(stream);
+    await newPeerAndOffer(thisCall);
+  }
+
+  /* A new peer connection for the call, and a new SDP offer to the caller
+     (after accepting, and after either side comes back). */
+  async function newPeerAndOffer(thisCall) {
+    if (thisCall.peer) thisCall.peer.close();
+    thisCall.peer = null;
+    el.remoteVideo.srcObject = null;
+    // Still starting the camera: the offer is made once it is ready.
+    if (!thisCall.localStream) return;
+    const callId = thisCall.callId;
+    const peer = rtc.createPeer({
+      iceServers: thisCall.iceServers,
+      onCandidate: function (candidate) {
+        if (call === thisCall && thisCall.peer === peer) {
+          signalling.send("ice", { call_id: callId, candidate: candidate });
+        }
+      },
+      onRemoteStream: function (stream) {
+        if (call === thisCall && thisCall.peer === peer) rtc.showStream(el.remoteVideo, stream);
+      },
+      onConnectionState: function (connectionState) {
+        if (call !== thisCall || thisCall.peer !== peer) return;
+        if (connectionState === "connected") tellInterpreter("Connected with the caller from " + thisCall.authorityName + ".");
+        else if (connectionState === "disconnected") tellInterpreter("The video has stopped. Trying to reconnect…");
+        else if (connectionState === "failed") tellInterpreter("The video could not connect. Hang up, and the caller can call again.");
+      },
+    });
+    thisCall.peer = peer;
+    rtc.exposeState({ pc: peer.pc, callId: callId });
+    peer.addLocalStream(thisCall.localStream);
     try {
-      const description = await thisCall.peer.makeOffer();
-      if (call === thisCall) signalling.send("sdp", { call_id: callId, description: description });
+      const description = await peer.makeOffer();
+      if (call === thisCall && thisCall.peer === peer) {
+        signalling.send("sdp", { call_id: callId, description: description });
+      }
     } catch (err) {
       console.error("signvideo: could not make the WebRTC offer", err);
-      showAlert("The video could not be set up. Hang up and try the next call.");
+      if (call === thisCall && thisCall.peer === peer) {
+        showAlert("The video could not be set up. Hang up and try the next call.");
+      }
     }
   }
 
+  function onPeerResumed(message) {
+    if (!call || call.callId !== message.call_id) return;
+    tellInterpreter("The caller's connection came back. Connecting the video again…");
+    newPeerAndOffer(call);
+  }
+
   async function onSdp(message) {
-    if (!call || !message.description || message.description.type !== "answer") return;
+    if (!call || !call.peer || !message.description || message.description.type !== "answer") return;
+    const peer = call.peer;
+    // An answer to an offer this page has since replaced is of no use.
+    if (peer.pc.signalingState !== "have-local-offer") return;
     try {
-      await call.peer.acceptAnswer(message.description);
+      await peer.acceptAnswer(message.description);
     } catch (err) {
       console.error("signvideo: could not apply the caller's answer", err);
-      showAlert("The video could not be set up. Hang up and try the next call.");
+      if (call && call.peer === peer) {
+        showAlert("The video could not be set up. Hang up and try the next call.");
+      }
     }
   }
 
   function onIce(message) {
-    if (call) call.peer.addRemoteCandidate(message.candidate);
+    if (call && call.peer) call.peer.addRemoteCandidate(message.candidate);
   }
 
   function hangUp() {
@@ -271,7 +459,7 @@
 
   function closeCall() {
     if (!call) return;
-    call.peer.close();
+    if (call.peer) call.peer.close();
     rtc.stopStream(call.localStream);
     call = null;
     el.remoteVideo.srcObject = null;
@@ -286,76 +474,88 @@
     closeCall();
     const reason = END_REASONS[message.reason] ||
       String(message.reason || "unknown").replace(/_/g, " ");
-    tellInterpreter("Call ended: " + reason + ".");
+    let text = "Call ended: " + reason + ".";
+    if (server.state === "wrap_up") text += " Your wrap-up time has started.";
+    tellInterpreter(text);
+    render();
   }
 
   // --- the socket -------------------------------------------------------------
 
   function connect() {
-    signalling = rtc.openSignalling("/ws/console", {
-      open: function () {
-        reconnectDelay = 1000;
-      },
-      close: onSocketClosed,
-      state: function (message) {
-        serverState = message.state;
-        serverCallId = message.call_id || null;
-        el.endOtherCall.disabled = false;
-        waitingForServer = false;
-        if (serverState !== "offered") hideOffer();
-        render();
-      },
-      offer: showOffer,
-      offer_withdrawn: function (message) {
+    let conn = null;
+    function only(handler) {
+      return function (message) { if (conn === signalling) handler(message); };
+    }
+    conn = rtc.openSignalling("/ws/console", {
+      open: only(function () { reconnectAttempt = 0; }),
+      close: function (event) { if (conn === signalling) onSocketClosed(event); },
+      state: only(onState),
+      offer: only(showOffer),
+      offer_withdrawn: only(function (message) {
         hideOffer();
         tellInterpreter(WITHDRAWN_REASONS[message.reason] || "The call offer was withdrawn.");
-      },
-      connected: startCall,
-      sdp: onSdp,
-      ice: onIce,
-      ended: onEnded,
-      error: function (message) {
-        if (message.request_type === "ice" || message.request_type === "ping") {
-          console.warn("signvideo: the server refused a message", message);
-          return;
-        }
-        showAlert(message.message || "Something went wrong.");
-        el.endOtherCall.disabled = false;
-        waitingForServer = false;
-        if (message.request_type === "hangup") el.hangup.disabled = false;
-        if (message.request_type === "accept" && offer) {
-          el.accept.disabled = false;
-          el.decline.disabled = false;
-        }
-        render();
-      },
+      }),
+      connected: only(onConnected),
+      peer_resumed: only(onPeerResumed),
+      sdp: only(onSdp),
+      ice: only(onIce),
+      ended: only(onEnded),
+      error: only(onError),
       pong: function () {},
     });
+    signalling = conn;
+  }
+
+  function onError(message) {
+    if (message.request_type === "ice" || message.request_type === "ping") {
+      console.warn("signvideo: the server refused a message", message);
+      return;
+    }
+    showAlert(message.message || "Something went wrong.");
+    el.endOtherCall.disabled = false;
+    waitingForServer = false;
+    if (message.request_type === "hangup") el.hangup.disabled = false;
+    if (message.request_type === "accept" && offer) {
+      el.accept.disabled = false;
+      el.decline.disabled = false;
+    }
+    render();
   }
 
   function onSocketClosed(event) {
+    signalling = null;
     if (leavingPage) return;
-    const hadCall = call !== null;
     hideOffer();
-    closeCall();
-    if (hadCall) tellInterpreter("Call ended: your connection was lost.");
-    serverState = "disconnected";
-    serverCallId = null;
+    server = { state: "disconnected", callId: null, reason: null, since: null, until: null };
     waitingForServer = false;
-    render();
     // 4000-4999: the server closed this console on purpose (for example it was
     // opened in another window). Reconnecting would take it back, and the two
     // windows would keep closing each other.
     if (event && event.code >= 4000 && event.code < 5000) {
+      if (call) {
+        closeCall();
+        tellInterpreter("The call carries on in your other window.");
+      }
+      render();
       el.stateDetail.textContent = (event.reason || "This console was closed by the service.") +
         " Reload this page to use the console here instead.";
       return;
     }
-    window.setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 15000);
+    // Otherwise the service keeps your state (and your call) for a short
+    // while: reconnect quickly, keeping the call's video on the page meanwhile.
+    droppedDuringCall = call !== null;
+    if (call) tellInterpreter("The connection to SignVideo was lost. Reconnecting… The call is kept for a few seconds.");
+    render();
+    const delay = RECONNECT_DELAYS_MS[Math.min(reconnectAttempt, RECONNECT_DELAYS_MS.length - 1)];
+    reconnectAttempt += 1;
+    window.setTimeout(connect, delay);
   }
 
-  el.availability.addEventListener("click", toggleAvailability);
+  el.makeAvailable.addEventListener("click", makeAvailable);
+  el.takeBreak.addEventListener("click", takeBreak);
+  el.goOffline.addEventListener("click", goOffline);
+  el.endWrapUp.addEventListener("click", endWrapUp);
   el.accept.addEventListener("click", accept);
   el.decline.addEventListener("click", decline);
   el.hangup.addEventListener("click", hangUp);
@@ -364,8 +564,19 @@
     leavingPage = true;
     if (signalling) signalling.close();
   });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
 
-  rtc.exposeState({ pc: null, state: serverState, callId: null });
+  rtc.exposeState({
+    pc: null,
+    state: server.state,
+    callId: null,
+    /* For tests: drop the signalling connection as a network failure would. */
+    dropConnection: function () {
+      if (signalling) signalling.close();
+    },
+  });
   render();
   connect();
 })();

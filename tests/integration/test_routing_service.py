@@ -1,0 +1,419 @@
+"""Routing as callers and interpreters meet it over WebSockets: opening hours,
+full queues, honest waits, missed offers, wrap-up, breaks, resumes and leases."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from signvideo import presence
+from signvideo.config import Config
+from signvideo.hours import ALWAYS_OPEN
+from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
+
+Opener = Callable[[], Awaitable[Peer]]
+ConsoleOpener = Callable[[str], Awaitable[Peer]]
+CLOSED_ALL_WEEK: dict[str, list[list[str]]] = {day: [] for day in ALWAYS_OPEN}
+
+
+async def add_authority(pool: asyncpg.Pool, slug: str, **columns: Any) -> None:
+    values = {
+        "name": slug.title(),
+        "answer_seconds": 60,
+        "rate_pence_per_minute": 100,
+        "opening_hours": ALWAYS_OPEN,
+        "closed_on_bank_holidays": False,
+        **columns,
+    }
+    names = ", ".join(values)
+    marks = ", ".join(f"${n}" for n in range(2, len(values) + 2))
+    await pool.execute(
+        f"INSERT INTO authorities (slug, {names}) VALUES ($1, {marks})", slug, *values.values()
+    )
+
+
+async def console_for(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_console: ConsoleOpener,
+    email: str,
+    **profile: Any,
+) -> tuple[int, Peer]:
+    user_id = await add_interpreter(pool, email, **profile)
+    return user_id, await open_console(await sign_in(client, email, INTERPRETER_PASSWORD))
+
+
+async def test_closed_service_refuses_to_queue_and_says_when_it_opens(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener
+) -> None:
+    await add_authority(pool, "shut", opening_hours=CLOSED_ALL_WEEK)
+    caller = await open_caller()
+    await caller.send(type="join", authority="shut")
+    error = await caller.expect("error")
+    assert error["code"] == "closed"
+    assert "outside opening hours" in error["message"]
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+
+    office = {d: ([["09:00", "17:00"]] if d == "mon" else []) for d in ALWAYS_OPEN}
+    await add_authority(pool, "mondays", opening_hours=office)
+    body = await (await client.get("/api/v1/authorities/mondays/availability")).json()
+    now = dt.datetime.now(dt.UTC)
+    if not body["open"]:
+        assert body["next_open_text"].endswith("at 9am")
+        assert dt.datetime.fromisoformat(body["next_open"]) > now
+    page = await (await client.get("/call/shut")).text()
+    assert "Monday: closed" in page or "closed" in page.lower()
+
+
+async def test_bank_holiday_closure_is_named(
+    pool: asyncpg.Pool, client: TestClient[Any, Any], open_caller: Opener
+) -> None:
+    await add_authority(pool, "closedtoday", closed_on_bank_holidays=True)
+    await pool.execute(
+        "INSERT INTO authority_closures (authority_id, first_day, last_day, reason) "
+        "SELECT id, current_date - 1, current_date + 1, 'staff training' FROM authorities "
+        "WHERE slug = 'closedtoday'"
+    )
+    caller = await open_caller()
+    await caller.send(type="join", authority="closedtoday")
+    error = await caller.expect("error")
+    assert error["code"] == "closed"
+    assert "staff training" in error["message"]
+
+
+async def test_full_queue_and_bad_choices_are_refused(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener
+) -> None:
+    await add_authority(pool, "tiny", max_queue_length=1, languages=["BSL", "ISL"])
+    first = await open_caller()
+    await first.send(type="join", authority="tiny", language="ISL")
+    await first.expect("queued")
+    body = await (await client.get("/api/v1/authorities/tiny/availability?language=ISL")).json()
+    assert body["queue_full"] is True
+    assert body["waiting"] == 1
+    second = await open_caller()
+    await second.send(type="join", authority="tiny")
+    assert (await second.expect("error"))["code"] == "queue_full"
+    await second.send(type="join", authority="demo", language="Klingon")
+    assert (await second.expect("error"))["code"] == "invalid_field"
+    await second.send(type="join", authority="demo", specialism="astrology")
+    assert (await second.expect("error"))["code"] == "invalid_field"
+    await second.send(type="join", authority="demo", language=["BSL"])
+    assert (await second.expect("error"))["code"] == "invalid_field"
+    response = await client.get("/api/v1/authorities/nowhere/availability")
+    assert response.status == 404
+
+
+async def test_expected_wait_is_honest(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    body = await (await client.get("/api/v1/authorities/demo/availability")).json()
+    assert body["interpreters_on_duty"] == 0
+    assert body["expected_wait_seconds"] is None
+    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="available")
+    await ann.expect("state", state="available")
+    body = await (await client.get("/api/v1/authorities/demo/availability")).json()
+    assert body["interpreters_on_duty"] == 1
+    assert body["expected_wait_seconds"] == 0
+    # Ann is offered the first caller; the second waits about one handle time.
+    first, second = await open_caller(), await open_caller()
+    await first.send(type="join", authority="demo")
+    await first.expect("queued")
+    await ann.expect("offer")
+    await second.send(type="join", authority="demo")
+    queued = await second.expect("queued")
+    assert queued["position"] == 2
+    assert queued["expected_wait_seconds"] == 1200  # two calls ahead of 600 s, one interpreter
+
+
+async def test_missed_offers_pause_the_interpreter(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="available")
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    for missed in (1, 2):
+        offer = await ann.expect("offer")
+        assert offer["call_id"] == queued["call_id"]
+        await pool.execute(
+            "UPDATE calls SET offer_expires_at = now() - interval '1 s' WHERE id = $1::uuid",
+            queued["call_id"],
+        )
+        await ann.expect("offer_withdrawn", reason="expired")
+        state = await ann.expect("state")
+        if missed == 1:
+            assert state["state"] == "available"
+        else:
+            assert (state["state"], state["reason"]) == ("break", "missed_offers")
+        # The caller keeps their place.
+        assert await pool.fetchval(
+            "SELECT state FROM calls WHERE id = $1::uuid", queued["call_id"]
+        ) in ("queued", "offered")
+    assert (
+        await pool.fetchval("SELECT missed_offers FROM interpreter_status WHERE state = 'break'")
+        == 2
+    )
+    await ann.send(type="set_state", state="available")
+    await ann.expect("state", state="available")
+    offer = await ann.expect("offer")  # back at work: the waiting caller comes to them
+    await ann.send(type="accept", call_id=offer["call_id"])
+    await caller.expect("connected")
+    assert await pool.fetchval("SELECT missed_offers FROM interpreter_status") == 0
+
+
+async def test_wrap_up_then_available_and_breaks(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    database_url: str,
+    seeded: None,
+    pool: asyncpg.Pool,
+) -> None:
+    client = await aiohttp_client(
+        __import__("signvideo.app", fromlist=["create_app"]).create_app(
+            Config(database_url=database_url, wrap_up=2, mailbox_poll_interval=0.5)
+        )
+    )
+    await add_interpreter(pool, "ann@example.org")
+    session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
+    ann = Peer(
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    )
+    await ann.expect("state")
+    await ann.send(type="set_state", state="break")
+    assert (await ann.expect("error"))["code"] == "invalid_field"  # a break needs a reason
+    await ann.send(type="set_state", state="break", reason="meal")
+    state = await ann.expect("state", state="break")
+    assert state["reason"] == "meal"
+    await ann.send(type="end_wrap_up")
+    assert (await ann.expect("error"))["code"] == "out_of_turn"
+    await ann.send(type="set_state", state="available")
+    caller = Peer(await client.ws_connect("/ws/caller"))
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    await ann.expect("offer")
+    await ann.send(type="accept", call_id=queued["call_id"])
+    await caller.expect("connected")
+    await caller.send(type="hangup", call_id=queued["call_id"])
+    await ann.expect("ended")
+    wrap = await ann.expect("state", state="wrap_up")
+    assert wrap["until"] is not None
+    await ann.send(type="set_state", state="break", reason="comfort")
+    await ann.expect("state", state="break")
+    await ann.send(type="set_state", state="available")
+    await ann.expect("state", state="available")
+    # A second call: this time wrap-up runs out by itself.
+    caller = Peer(await client.ws_connect("/ws/caller"))
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    await ann.expect("offer")
+    await ann.send(type="accept", call_id=queued["call_id"])
+    await ann.send(type="hangup", call_id=queued["call_id"])
+    await ann.expect("state", state="wrap_up")
+    await ann.expect("state", state="available", timeout=6)
+    events = await pool.fetch("SELECT state, reason FROM interpreter_events ORDER BY id")
+    assert ("break", "meal") in [(e["state"], e["reason"]) for e in events]
+
+
+async def test_caller_resumes_place_and_call(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    first, second = await open_caller(), await open_caller()
+    await first.send(type="join", authority="demo")
+    one = await first.expect("queued")
+    await second.send(type="join", authority="demo")
+    two = await second.expect("queued")
+    assert two["position"] == 2
+
+    await second.close()
+    await asyncio.sleep(0.2)
+    again = await open_caller()
+    await again.send(type="resume", token=two["token"])
+    back = await again.expect("queued")
+    assert (back["call_id"], back["position"], back["resumed"]) == (two["call_id"], 2, True)
+
+    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="available")
+    offer = await ann.expect("offer")
+    assert offer["call_id"] == one["call_id"]
+    await ann.send(type="accept", call_id=offer["call_id"])
+    await first.expect("connected")
+    # A dropped connection during the call: the call carries on after resume.
+    await first.close()
+    await asyncio.sleep(0.2)
+    returned = await open_caller()
+    await returned.send(type="resume", token=one["token"])
+    connected = await returned.expect("connected")
+    assert connected["resumed"] is True
+    await ann.expect("peer_resumed", call_id=one["call_id"])
+    assert (
+        await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", one["call_id"])
+        == "answered"
+    )
+
+    stranger = await open_caller()
+    await stranger.send(type="resume", token="not-a-real-token-at-all")
+    assert (await stranger.expect("error"))["code"] == "not_found"
+
+
+async def test_a_dropped_caller_is_not_offered_and_keeps_their_place(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    away, present = await open_caller(), await open_caller()
+    await away.send(type="join", authority="demo")
+    gone = await away.expect("queued")
+    await present.send(type="join", authority="demo")
+    here = await present.expect("queued")
+    await away.close()
+    await asyncio.sleep(0.3)
+    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="available")
+    assert (await ann.expect("offer"))["call_id"] == here["call_id"]
+    assert (
+        await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", gone["call_id"])
+        == "queued"
+    )
+
+
+async def test_console_blink_keeps_offer_and_call(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann_id = await add_interpreter(pool, "ann@example.org")
+    session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
+    ann = await open_console(session)
+    await ann.send(type="set_state", state="available")
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    queued = await caller.expect("queued")
+    await ann.expect("offer")
+    await ann.close()
+    await asyncio.sleep(0.3)
+    assert await pool.fetchval(
+        "SELECT console_gone_at IS NOT NULL FROM interpreter_status WHERE user_id = $1", ann_id
+    )
+    ann = Peer(
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    )
+    assert (await ann.expect("state"))["state"] == "offered"
+    again = await ann.expect("offer")
+    assert again["call_id"] == queued["call_id"]
+    assert 0 < again["expires_in"] <= 20
+    await ann.send(type="accept", call_id=queued["call_id"])
+    await caller.expect("connected")
+    await ann.close()
+    await asyncio.sleep(0.3)
+    ann = Peer(
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    )
+    assert (await ann.expect("state"))["state"] == "in_call"
+    resumed = await ann.expect("connected")
+    assert resumed["resumed"] is True
+
+
+async def test_a_dead_process_drops_its_sockets(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, config: Config
+) -> None:
+    """A process that stops beating: its callers keep their places through the grace."""
+    import uuid
+
+    from signvideo import routing
+
+    dead = uuid.uuid4()
+    await presence.register_process(pool, dead)
+    joined = await routing.join_queue(pool, "demo", process_id=dead)
+    await pool.execute(
+        "UPDATE server_processes SET heartbeat_at = now() - interval '30 s' WHERE id = $1", dead
+    )
+    await presence.sweep(pool, config)
+    row = await pool.fetchrow(
+        "SELECT state, caller_gone_at FROM calls WHERE id = $1", joined.call_id
+    )
+    assert row["state"] == "queued"
+    assert row["caller_gone_at"] is not None
+    assert await pool.fetchval("SELECT count(*) FROM server_processes WHERE id = $1", dead) == 0
+    # Resuming through a live process takes the place back.
+    resumed = await presence.resume_caller(pool, joined.token, uuid.uuid4())
+    assert resumed.call_id == joined.call_id
+
+
+async def test_queues_api_for_the_wallboard(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    await add_authority(pool, "isl-only", languages=["ISL"])
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    await caller.expect("queued")
+    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="break", reason="meal")
+    await ann.expect("state", state="break")
+    body = await (await client.get("/api/v1/queues")).json()
+    by_slug = {a["slug"]: a for a in body["authorities"]}
+    assert by_slug["demo"]["waiting"] == 1
+    assert by_slug["demo"]["eligible_interpreters_signed_in"] == 1
+    assert by_slug["demo"]["eligible_interpreters_available"] == 0
+    assert by_slug["demo"]["oldest_deadline"] is not None
+    assert by_slug["isl-only"]["waiting"] == 0
+    assert by_slug["isl-only"]["eligible_interpreters_signed_in"] == 0
+
+
+async def test_position_updates_are_coalesced(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    """Many queue changes in a moment reach a waiting caller as at most one update a second."""
+    watcher_peers = []
+    for _ in range(3):
+        peer = await open_caller()
+        await peer.send(type="join", authority="demo")
+        await peer.expect("queued")
+        watcher_peers.append(peer)
+    last = watcher_peers[-1]
+    churn = []
+    for _ in range(12):
+        peer = await open_caller()
+        await peer.send(type="join", authority="demo")
+        churn.append((peer, await peer.expect("queued")))
+    for peer, queued in churn:
+        await peer.send(type="leave", call_id=queued["call_id"])
+    first = watcher_peers[0]
+    await first.close()  # dropped, but keeps the place: no change for the others
+    loop = asyncio.get_running_loop()
+    started, updates = loop.time(), []
+    while loop.time() - started < 2.5:
+        try:
+            message = await last.receive(timeout=0.2)
+        except TimeoutError:
+            continue
+        if message["type"] == "position":
+            updates.append((loop.time() - started, message))
+    # 25 queue changes in under a second, yet at most one update per second.
+    assert len(updates) <= 3
+    times = [t for t, _ in updates]
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
