@@ -20,7 +20,7 @@ from signvideo.billing import RateRule, rate_call
 from signvideo.config import Config
 from signvideo.db import Q
 from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFull
-from signvideo.hours import describe_opening, open_state
+from signvideo.hours import Closure, Schedule, describe_opening, open_state
 
 BREAK_REASONS = ("comfort", "meal", "training", "admin", "other")
 
@@ -105,9 +105,7 @@ class Joined:
     authority_slug: str
 
 
-async def schedule_of(con: asyncpg.Connection, authority: asyncpg.Record) -> Any:
-    from signvideo.hours import Closure, Schedule
-
+async def schedule_of(con: asyncpg.Connection, authority: asyncpg.Record) -> Schedule:
     closures = await con.fetch(Q["authority_closures"], authority["id"])
     return Schedule(
         authority["time_zone"],
@@ -365,8 +363,13 @@ async def end_call(
     *,
     tell_caller: bool = True,
     tell_interpreter: bool = True,
+    only_from: tuple[str, ...] | None = None,
 ) -> bool:
-    """End a call in whatever state it is in; returns False if it had already ended.
+    """End a call; returns False if it had already ended.
+
+    With ``only_from``, the call is ended only from those states, checked under
+    the row lock: a caller's "leave" racing an interpreter's "accept" cannot end
+    (and charge) a call that was answered a moment before.
 
     An answered call is charged here, in the same transaction that ends it, so
     a call is charged once however many times (or by whichever process) its
@@ -377,7 +380,13 @@ async def end_call(
         if call is None:
             raise NotFound("There is no such call.")
         if call["state"] == "ended":
+            if only_from is not None:
+                raise OutOfTurn("This call has already ended.")
             return False
+        if only_from is not None and call["state"] not in only_from:
+            raise OutOfTurn(
+                "You can leave the queue only while waiting, and hang up only when connected."
+            )
         previous, interpreter_id = call["state"], call["interpreter_id"]
         finished = await con.fetchrow(Q["finish_call"], call_id, reason)
         if previous == "answered":

@@ -259,14 +259,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     async def finish(data: dict[str, Any], reason: str, allowed: tuple[str, ...]) -> None:
         nonlocal ended
         mine = own_call(data)
-        state = await pool.fetchval("SELECT state FROM calls WHERE id = $1", mine)
-        if state not in allowed:
-            if state == "ended":
-                raise OutOfTurn("This call has already ended.")
-            raise OutOfTurn(
-                "You can leave the queue only while waiting, and hang up only when connected."
-            )
-        if await routing.end_call(pool, mine, reason, "caller", config):
+        if await routing.end_call(pool, mine, reason, "caller", config, only_from=allowed):
             app[METRICS].calls_ended.labels(reason).inc()
         ended = True
         hub.unwatch_position(mine)

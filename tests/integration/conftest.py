@@ -152,3 +152,15 @@ def open_console(client: TestClient[Any, Any]) -> Callable[[str], Awaitable[Peer
         return peer
 
     return opener
+
+
+async def interpreter_console(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_console: Callable[[str], Awaitable[Peer]],
+    email: str,
+    **profile: Any,
+) -> tuple[int, Peer]:
+    """A new interpreter, signed in, with their console open."""
+    user_id = await add_interpreter(pool, email, **profile)
+    return user_id, await open_console(await sign_in(client, email, INTERPRETER_PASSWORD))

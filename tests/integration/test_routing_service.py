@@ -15,7 +15,13 @@ from aiohttp.test_utils import TestClient
 from signvideo import presence
 from signvideo.config import Config
 from signvideo.hours import ALWAYS_OPEN
-from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
+from tests.integration.conftest import (
+    INTERPRETER_PASSWORD,
+    Peer,
+    add_interpreter,
+    interpreter_console,
+    sign_in,
+)
 
 Opener = Callable[[], Awaitable[Peer]]
 ConsoleOpener = Callable[[str], Awaitable[Peer]]
@@ -36,17 +42,6 @@ async def add_authority(pool: asyncpg.Pool, slug: str, **columns: Any) -> None:
     await pool.execute(
         f"INSERT INTO authorities (slug, {names}) VALUES ($1, {marks})", slug, *values.values()
     )
-
-
-async def console_for(
-    client: TestClient[Any, Any],
-    pool: asyncpg.Pool,
-    open_console: ConsoleOpener,
-    email: str,
-    **profile: Any,
-) -> tuple[int, Peer]:
-    user_id = await add_interpreter(pool, email, **profile)
-    return user_id, await open_console(await sign_in(client, email, INTERPRETER_PASSWORD))
 
 
 async def test_closed_service_refuses_to_queue_and_says_when_it_opens(
@@ -119,7 +114,7 @@ async def test_expected_wait_is_honest(
     body = await (await client.get("/api/v1/authorities/demo/availability")).json()
     assert body["interpreters_on_duty"] == 0
     assert body["expected_wait_seconds"] is None
-    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="available")
     await ann.expect("state", state="available")
     body = await (await client.get("/api/v1/authorities/demo/availability")).json()
@@ -142,7 +137,7 @@ async def test_missed_offers_pause_the_interpreter(
     open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
-    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="available")
     caller = await open_caller()
     await caller.send(type="join", authority="demo")
@@ -248,7 +243,7 @@ async def test_caller_resumes_place_and_call(
     back = await again.expect("queued")
     assert (back["call_id"], back["position"], back["resumed"]) == (two["call_id"], 2, True)
 
-    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="available")
     offer = await ann.expect("offer")
     assert offer["call_id"] == one["call_id"]
@@ -285,7 +280,7 @@ async def test_a_dropped_caller_is_not_offered_and_keeps_their_place(
     here = await present.expect("queued")
     await away.close()
     await asyncio.sleep(0.3)
-    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="available")
     assert (await ann.expect("offer"))["call_id"] == here["call_id"]
     assert (
@@ -368,7 +363,7 @@ async def test_queues_api_for_the_wallboard(
     caller = await open_caller()
     await caller.send(type="join", authority="demo")
     await caller.expect("queued")
-    _, ann = await console_for(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="break", reason="meal")
     await ann.expect("state", state="break")
     body = await (await client.get("/api/v1/queues")).json()

@@ -9,20 +9,16 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
+from tests.integration.conftest import (
+    Peer,
+    interpreter_console,
+    sign_in,
+)
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 Opener = Callable[[], Awaitable[Peer]]
 ConsoleOpener = Callable[[str], Awaitable[Peer]]
-
-
-async def interpreter(
-    client: TestClient[Any, Any], pool: asyncpg.Pool, open_console: ConsoleOpener, email: str
-) -> tuple[int, Peer]:
-    user_id = await add_interpreter(pool, email)
-    console = await open_console(await sign_in(client, email, INTERPRETER_PASSWORD))
-    return user_id, console
 
 
 async def test_call_from_queue_to_charge(
@@ -38,7 +34,7 @@ async def test_call_from_queue_to_charge(
     await second.send(type="join", authority="demo")
     assert (await second.expect("queued"))["position"] == 2
 
-    user_id, console = await interpreter(client, pool, open_console, "ann@example.org")
+    user_id, console = await interpreter_console(client, pool, open_console, "ann@example.org")
     await console.send(type="set_availability", available=True)
     await console.expect("state", state="available")
     offer = await console.expect("offer")
@@ -122,10 +118,10 @@ async def test_decline_keeps_place_and_skips_interpreter(
     caller = await open_caller()
     await caller.send(type="join", authority="demo")
     queued = await caller.expect("queued")
-    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_availability", available=True)
     offer = await ann.expect("offer")
-    _, bob = await interpreter(client, pool, open_console, "bob@example.org")
+    _, bob = await interpreter_console(client, pool, open_console, "bob@example.org")
     await bob.send(type="set_availability", available=True)
     await bob.expect("state", state="available")
 
@@ -147,10 +143,10 @@ async def test_offer_expires_and_goes_to_next(
     caller = await open_caller()
     await caller.send(type="join", authority="demo")
     queued = await caller.expect("queued")
-    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_availability", available=True)
     await ann.expect("offer")
-    _, bob = await interpreter(client, pool, open_console, "bob@example.org")
+    _, bob = await interpreter_console(client, pool, open_console, "bob@example.org")
     await bob.send(type="set_availability", available=True)
     await bob.expect("state", state="available")
     # Make the offer overdue rather than waiting 20 s for it.
@@ -205,7 +201,7 @@ async def test_interpreter_hangs_up_and_console_loss_ends_call(
     open_caller: Opener,
     open_console: ConsoleOpener,
 ) -> None:
-    ann_id, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    ann_id, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_availability", available=True)
     for reason in ("interpreter_hung_up", "interpreter_disconnected"):
         caller = await open_caller()
@@ -291,7 +287,7 @@ async def test_malformed_and_out_of_turn_messages_get_errors(
         == "queued"
     )
 
-    _, ann = await interpreter(client, pool, open_console, "ann@example.org")
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="accept", call_id=queued["call_id"])
     assert (await ann.expect("error"))["code"] == "out_of_turn"
     await ann.send(type="set_availability", available="yes")
