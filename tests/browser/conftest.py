@@ -7,23 +7,16 @@ other's calls. Chromium is Debian's: never run ``playwright install``.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
-from .helpers import SOCKET_BLOCKER_JS, NewContext, Server, SignallingLog
+from tests.servers import running_server
 
-STARTUP_TIMEOUT_S = 20.0
+from .helpers import SOCKET_BLOCKER_JS, NewContext, Server, SignallingLog
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -52,23 +45,6 @@ def chromium_executable() -> str:
     pytest.fail("Chromium not found: install Debian's chromium package (apt-get install chromium)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except urllib.error.HTTPError as error:
-        error.close()
-        return False
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -92,45 +68,8 @@ async def server(
     database_url: str, tmp_path: Path, server_env: dict[str, str]
 ) -> AsyncIterator[Server]:
     """`python -m signvideo demo` on a free port; its output is printed if the test fails."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "server.log"
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SIGNVIDEO_DATA": str(data_dir),
-        **server_env,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "signvideo", "demo", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    server = Server(base_url, log_path, database_url)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not await asyncio.to_thread(_healthy, base_url + "/healthz"):
-            if process.poll() is not None:
-                pytest.fail(f"signvideo exited with {process.returncode} (output below)")
-            if time.monotonic() > deadline:
-                pytest.fail(f"signvideo not healthy after {STARTUP_TIMEOUT_S} s (output below)")
-            await asyncio.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-        # pytest shows captured output only for failing tests.
-        print(f"--- signvideo server output (exit {process.returncode}) ---")
-        print(server.log())
+    async with running_server(database_url, tmp_path, command="demo", env=server_env) as process:
+        yield Server(process.base_url, process.log_path, database_url)
 
 
 @pytest.fixture

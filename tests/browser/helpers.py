@@ -258,7 +258,9 @@ FRAMES_DECODED_JS = """async () => {
 
 
 async def frames_decoded(page: Page) -> int:
-    return int(await page.evaluate(FRAMES_DECODED_JS))
+    # page.evaluate has no timeout of its own, and getStats() on a peer
+    # connection being replaced need not settle.
+    return int(await asyncio.wait_for(page.evaluate(FRAMES_DECODED_JS), 5))
 
 
 async def expect_video_flowing(page: Page, label: str, timeout_s: float = 15.0) -> float:

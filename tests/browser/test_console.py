@@ -83,7 +83,7 @@ async def test_wrap_up_after_a_call(new_context: NewContext, signalling: Signall
     assert signalling.errors == []
 
 
-@pytest.mark.server_env(SIGNVIDEO_WRAP_UP="3")
+@pytest.mark.server_env(SIGNVIDEO_WRAP_UP="6")
 async def test_wrap_up_ends_by_itself(new_context: NewContext, signalling: SignallingLog) -> None:
     console = await open_console(await new_context())
     await become_available(console)

@@ -34,6 +34,15 @@ async def seeded(pool: asyncpg.Pool) -> None:
 
 
 @pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice skips 127.0.0.1; this host has no other interface (see PLATFORM.md).
+    Only the test's own aiortc peers are patched, never the service."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture
 def config(database_url: str) -> Config:
     return Config(database_url=database_url, offer_timeout=20, mailbox_poll_interval=0.5, wrap_up=0)
 

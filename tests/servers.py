@@ -1,0 +1,118 @@
+"""A real signvideo server in a subprocess, for tests that need whole processes:
+browsers talking to it, or two servers on one database with one killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return False
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def kill(self) -> None:
+        """SIGKILL: the process gets no chance to say goodbye."""
+        self.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(self.process.wait, 10)
+
+
+@asynccontextmanager
+async def running_server(
+    database_url: str,
+    workdir: Path,
+    *,
+    command: str = "serve",
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[ServerProcess]:
+    """`python -m signvideo <command>` on a free port, healthy before it is handed
+    over; stopped afterwards, and its output printed (pytest shows it when the
+    test fails)."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    data_dir = workdir / "data"
+    data_dir.mkdir(exist_ok=True)
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SIGNVIDEO_DATA": str(data_dir),
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "signvideo",
+                command,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not await asyncio.to_thread(_healthy, server.url("/healthz")):
+            if process.poll() is not None:
+                pytest.fail(f"signvideo exited with {process.returncode} (output below)")
+            if time.monotonic() > deadline:
+                pytest.fail(f"signvideo not healthy after {STARTUP_TIMEOUT_S} s (output below)")
+            await asyncio.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+        print(f"--- signvideo {command} on {server.base_url} (exit {process.returncode}) ---")
+        print(server.log())
