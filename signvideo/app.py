@@ -18,7 +18,7 @@ from aiohttp import web
 from signvideo import api, presence, routing, signaling, views
 from signvideo.config import Config
 from signvideo.db import create_pool
-from signvideo.keys import CONFIG, HUB, METRICS, POOL, PROCESS_ID
+from signvideo.keys import CONFIG, HUB, MATCHER, METRICS, POOL, PROCESS_ID
 from signvideo.mailbox import Hub
 from signvideo.metrics import Metrics
 
@@ -112,15 +112,18 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
                 await routing.expire_offers(pool, config)
                 await routing.finish_wrap_ups(pool)
                 await presence.sweep(pool, config)
-                await routing.match_waiting(pool, config)
+                app[MATCHER].kick()
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("sweep failed: %s", err)
 
+    matcher = app[MATCHER] = routing.Matcher(app[POOL], app[CONFIG])
+    matcher.start()
     task = asyncio.create_task(sweep(), name="offer-sweeper")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await matcher.stop()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

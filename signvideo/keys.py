@@ -12,11 +12,14 @@ if TYPE_CHECKING:
     from signvideo.config import Config
     from signvideo.mailbox import Hub
     from signvideo.metrics import Metrics
+    from signvideo.routing import Matcher
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# Matching runs in one task per process; handlers kick it.
+MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
 # This server process's id in server_processes: sockets it holds are
 # recorded against it, so another process can tell when they die with it.
 PROCESS_ID: web.AppKey[uuid.UUID] = web.AppKey("process_id")

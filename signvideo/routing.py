@@ -7,8 +7,12 @@ so a message is sent if and only if the change it reports was committed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
+import json
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -23,6 +27,11 @@ from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFul
 from signvideo.hours import Closure, Schedule, describe_opening, open_state
 
 BREAK_REASONS = ("comfort", "meal", "training", "admin", "other")
+# Calls read per matching round beyond one per free interpreter, for calls
+# that free interpreters have declined.
+MATCH_SPARE_CALLS = 50
+
+log = logging.getLogger("signvideo.routing")
 
 
 def caller_key(call_id: uuid.UUID | str) -> str:
@@ -182,33 +191,130 @@ async def positions(
 # Matching and offers -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pair:
+    call: asyncpg.Record
+    interpreter_id: int
+
+
+def assign(
+    calls: list[asyncpg.Record], eligible: dict[tuple[str, str], list[int]], taken: set[int]
+) -> list[Pair]:
+    """Greedy matching, the same as matching one pair at a time: each call in
+    dispatch order gets the eligible free interpreter idle longest who has not
+    declined it and is not already `taken` (which this adds to); a call that
+    nobody free can take keeps its place."""
+    pairs = []
+    for call in calls:
+        declined = set(call["declined"])
+        for interpreter_id in eligible[(call["language"], call["specialism"] or "")]:
+            if interpreter_id not in taken and interpreter_id not in declined:
+                taken.add(interpreter_id)
+                pairs.append(Pair(call, interpreter_id))
+                break
+    return pairs
+
+
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
-    """Offer waiting calls to free interpreters until no pair is left; returns offers made."""
-    made = 0
-    while True:
-        async with pool.acquire() as con, con.transaction():
-            await con.execute(Q["lock_matcher"])
-            pair = await con.fetchrow(Q["next_match"], config.wait_ceiling)
-            if pair is None:
-                return made
-            call_id, interpreter_id = pair["call_id"], pair["interpreter_id"]
-            await con.execute(Q["offer_call"], call_id, interpreter_id, config.offer_timeout)
-            await event(con, call_id, "offered", "matcher", interpreter_id)
-            await post(
-                con,
-                interpreter_key(interpreter_id),
-                {
-                    "type": "offer",
-                    "call_id": str(call_id),
-                    "authority": {"slug": pair["slug"], "name": pair["name"]},
-                    "language": pair["language"],
-                    "specialism": pair["specialism"],
-                    "waited_seconds": pair["waited_seconds"],
-                    "expires_in": config.offer_timeout,
-                },
+    """Offer waiting calls to free interpreters until no pair is left; returns
+    offers made. One transaction under the matcher lock: the free interpreters
+    by kind of call, then the waiting calls of those kinds in dispatch order,
+    a page at a time until every free interpreter has an offer or no call is
+    left, then all the offers."""
+    async with pool.acquire() as con, con.transaction():
+        await con.execute(Q["lock_matcher"])
+        eligible = {
+            (row["language"], row["specialism"] or ""): row["interpreters"]
+            for row in await con.fetch(Q["free_interpreters_by_kind"])
+        }
+        if not eligible:
+            return 0
+        free = len({i for ids in eligible.values() for i in ids})
+        # A page has a call for every free interpreter and some to spare for
+        # calls that free interpreters have declined.
+        page = free + MATCH_SPARE_CALLS
+        languages = [language for language, _ in eligible]
+        specialisms = [specialism for _, specialism in eligible]
+        taken: set[int] = set()
+        pairs: list[Pair] = []
+        offset = 0
+        while len(taken) < free:
+            calls = await con.fetch(
+                Q["calls_in_dispatch_order"],
+                config.wait_ceiling,
+                languages,
+                specialisms,
+                page,
+                offset,
             )
-            await set_interpreter(con, interpreter_id, "offered", call_id)
-        made += 1
+            pairs.extend(assign(calls, eligible, taken))
+            if len(calls) < page:
+                break
+            offset += page
+        if pairs:
+            await _make_offers(con, pairs, config)
+    return len(pairs)
+
+
+async def _make_offers(con: asyncpg.Connection, pairs: list[Pair], config: Config) -> None:
+    """All of a round's offers in one statement (see make_offers)."""
+    offers, states = [], []
+    for pair in pairs:
+        call = pair.call
+        offer = {
+            "type": "offer",
+            "call_id": str(call["id"]),
+            "authority": {"slug": call["slug"], "name": call["name"]},
+            "language": call["language"],
+            "specialism": call["specialism"],
+            "waited_seconds": call["waited_seconds"],
+            "expires_in": config.offer_timeout,
+        }
+        offers.append(json.dumps(offer))
+        # The state changes at now(), the transaction's time, read with the calls.
+        states.append(json.dumps(state_message("offered", call["id"], None, call["now"], None)))
+    await con.execute(
+        Q["make_offers"],
+        [pair.call["id"] for pair in pairs],
+        [pair.interpreter_id for pair in pairs],
+        offers,
+        states,
+        config.offer_timeout,
+    )
+
+
+class Matcher:
+    """Runs matching in this process whenever something may have made a pair
+    possible. Kicks while a round runs are folded into one more round, so a
+    burst of joins costs a few rounds, not one blocked connection each."""
+
+    def __init__(self, pool: asyncpg.Pool, config: Config) -> None:
+        self.pool, self.config = pool, config
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="matcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await match_waiting(self.pool, self.config)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                log.warning("matching failed (%s); retrying", err)
+                await asyncio.sleep(0.5)
+                self._wake.set()
 
 
 async def interpreter_state(pool: asyncpg.Pool, user_id: int) -> asyncpg.Record | None:

@@ -18,7 +18,7 @@ from signvideo.auth import current_user
 from signvideo.config import Config
 from signvideo.db import Q
 from signvideo.errors import BadMessage, InvalidField, OutOfTurn, SignvideoError
-from signvideo.keys import CONFIG, HUB, METRICS, POOL, PROCESS_ID
+from signvideo.keys import CONFIG, HUB, MATCHER, METRICS, POOL, PROCESS_ID
 
 log = logging.getLogger("signvideo.signaling")
 
@@ -178,6 +178,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     conn = await _open(request, "caller")
     pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
+    matcher = app[MATCHER]
     gauge = app[METRICS].websockets_open.labels("caller")
     gauge.inc()
     call_id: uuid.UUID | None = None
@@ -224,9 +225,12 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             process_id=process,
         )
         call_id = joined.call_id
-        hub.register(routing.caller_key(call_id), conn.ws)
+        # Matching starts at once; the reply's place and wait are read
+        # meanwhile. The socket takes its mail only after `queued`, so that
+        # nothing about the call can reach the caller before it.
+        matcher.kick()
         await queued_reply(joined.token, joined.authority_slug, resumed=False)
-        await routing.match_waiting(pool, config)
+        hub.register(routing.caller_key(call_id), conn.ws)
 
     async def on_resume(data: dict[str, Any]) -> None:
         nonlocal call_id
@@ -254,7 +258,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             )
         else:
             await queued_reply(token, resumed.authority_slug, resumed=True)
-            await routing.match_waiting(pool, config)
+            matcher.kick()
 
     async def finish(data: dict[str, Any], reason: str, allowed: tuple[str, ...]) -> None:
         nonlocal ended
@@ -263,7 +267,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             app[METRICS].calls_ended.labels(reason).inc()
         ended = True
         hub.unwatch_position(mine)
-        await routing.match_waiting(pool, config)
+        matcher.kick()
 
     async def on_leave(data: dict[str, Any]) -> None:
         await finish(data, "caller_left", ("queued", "offered"))
@@ -309,7 +313,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
 async def _caller_dropped(app: web.Application, call_id: uuid.UUID) -> None:
     try:
         await presence.caller_dropped(app[POOL], call_id, app[PROCESS_ID])
-        await routing.match_waiting(app[POOL], app[CONFIG])
+        app[MATCHER].kick()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         # The process is stopping or the database is away: the heartbeat
         # lapse will mark the caller dropped instead.
@@ -327,6 +331,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPForbidden(text="Only interpreters can open the console.")
     app = request.app
     pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
+    matcher = app[MATCHER]
     conn = await _open(request, "console")
     gauge = app[METRICS].websockets_open.labels("console")
     gauge.inc()
@@ -344,7 +349,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             raise InvalidField('"reason" must be a text.')
         await routing.set_state(pool, user.id, wanted, reason)
         if wanted == "available":
-            await routing.match_waiting(pool, config)
+            matcher.kick()
 
     async def on_availability(data: dict[str, Any]) -> None:
         available = data.get("available")
@@ -354,7 +359,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def on_end_wrap_up(_data: dict[str, Any]) -> None:
         await routing.end_wrap_up(pool, user.id)
-        await routing.match_waiting(pool, config)
+        matcher.kick()
 
     async def on_accept(data: dict[str, Any]) -> None:
         await routing.accept(
@@ -363,7 +368,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def on_decline(data: dict[str, Any]) -> None:
         await routing.decline(pool, user.id, call_id_field(data))
-        await routing.match_waiting(pool, config)
+        matcher.kick()
 
     async def on_hangup(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
@@ -372,7 +377,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             raise OutOfTurn("You can only hang up a call you are in.")
         if await routing.end_call(pool, call_id, "interpreter_hung_up", "interpreter", config):
             app[METRICS].calls_ended.labels("interpreter_hung_up").inc()
-        await routing.match_waiting(pool, config)
+        matcher.kick()
 
     async def on_sdp(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)

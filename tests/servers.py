@@ -1,5 +1,6 @@
-"""A real signvideo server in a subprocess, for tests that need whole processes:
-browsers talking to it, or two servers on one database with one killed."""
+"""A real signvideo server in a subprocess, for tests that need whole processes
+(browsers talking to it, two servers on one database with one killed) and for
+the benchmarks in bench/."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -64,6 +63,7 @@ async def running_server(
     *,
     command: str = "serve",
     env: dict[str, str] | None = None,
+    quiet: bool = False,
 ) -> AsyncIterator[ServerProcess]:
     """`python -m signvideo <command>` on a free port, healthy before it is handed
     over; stopped afterwards, and its output printed (pytest shows it when the
@@ -101,9 +101,11 @@ async def running_server(
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not await asyncio.to_thread(_healthy, server.url("/healthz")):
             if process.poll() is not None:
-                pytest.fail(f"signvideo exited with {process.returncode} (output below)")
+                raise RuntimeError(f"signvideo exited with {process.returncode}:\n{server.log()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"signvideo not healthy after {STARTUP_TIMEOUT_S} s (output below)")
+                raise RuntimeError(
+                    f"signvideo not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log()}"
+                )
             await asyncio.sleep(0.1)
         yield server
     finally:
@@ -114,5 +116,6 @@ async def running_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 await asyncio.to_thread(process.wait)
-        print(f"--- signvideo {command} on {server.base_url} (exit {process.returncode}) ---")
-        print(server.log())
+        if not quiet:
+            print(f"--- signvideo {command} on {server.base_url} (exit {process.returncode}) ---")
+            print(server.log())

@@ -35,42 +35,62 @@ FROM calls c WHERE c.id = $1 FOR UPDATE;
 -- queue and the idle interpreters as they are after the previous match.
 SELECT pg_advisory_xact_lock(7428311);
 
--- name: next_match
--- The first waiting call, in dispatch order, that some eligible interpreter
--- is free for, and the eligible interpreter idle longest. Dispatch order:
--- priority first; then callers waiting longer than the ceiling ($1 s), oldest
--- first; then callers still inside their window, nearest deadline first;
--- then callers past their window, oldest first. Callers whose connection
--- has dropped keep their place but are not offered until they return.
-SELECT c.id AS call_id, i.user_id AS interpreter_id, a.slug, a.name,
-       c.language, c.specialism,
-       extract(epoch FROM now() - c.queued_at)::integer AS waited_seconds
-FROM calls c
-JOIN authorities a ON a.id = c.authority_id
-LEFT JOIN specialisms sp ON sp.code = c.specialism
-CROSS JOIN LATERAL (
-    SELECT s.user_id FROM interpreter_status s
+-- name: free_interpreters_by_kind
+-- For each kind of waiting call (language and specialism), the interpreters
+-- free now who may take it, idle longest first. Free: available with their
+-- console attached. Their rows are locked until the matcher commits, so none
+-- can change state under it; one being changed right now is skipped.
+-- Eligibility: the interpreter signs the language; for a specialism, they
+-- hold it, and a trainee only where the specialism allows trainees.
+WITH free AS MATERIALIZED (
+    SELECT s.user_id, s.state_since, p.languages, p.specialisms, p.category
+    FROM interpreter_status s
     JOIN interpreters p ON p.user_id = s.user_id
-    WHERE s.state = 'available'
-      AND s.console_gone_at IS NULL
-      AND c.language = ANY (p.languages)
-      AND (c.specialism IS NULL
-           OR (c.specialism = ANY (p.specialisms)
-               AND (p.category = 'registered' OR sp.trainee_allowed)))
-      AND NOT EXISTS (SELECT 1 FROM call_declines d
-                      WHERE d.call_id = c.id AND d.interpreter_id = s.user_id)
-    ORDER BY s.state_since, s.user_id
-    LIMIT 1
-) i
-WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
-ORDER BY c.priority DESC,
-         CASE WHEN now() - c.queued_at > make_interval(secs => $1) THEN 0
-              WHEN c.deadline_at >= now() THEN 1 ELSE 2 END,
-         CASE WHEN now() - c.queued_at <= make_interval(secs => $1)
-                   AND c.deadline_at >= now() THEN c.deadline_at
-              ELSE c.queued_at END,
-         c.queued_at, c.id
-LIMIT 1;
+    WHERE s.state = 'available' AND s.console_gone_at IS NULL
+    FOR UPDATE OF s SKIP LOCKED
+),
+kinds AS (
+    SELECT DISTINCT c.language, c.specialism FROM calls c
+    WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
+)
+SELECT k.language, k.specialism,
+       array_agg(f.user_id ORDER BY f.state_since, f.user_id) AS interpreters
+FROM kinds k
+LEFT JOIN specialisms sp ON sp.code = k.specialism
+JOIN free f
+  ON k.language = ANY (f.languages)
+ AND (k.specialism IS NULL
+      OR (k.specialism = ANY (f.specialisms)
+          AND (f.category = 'registered' OR sp.trainee_allowed)))
+GROUP BY k.language, k.specialism;
+
+-- name: calls_in_dispatch_order
+-- $4 waiting calls, after the first $5, of the kinds given ($2 languages, $3
+-- specialisms, '' for none), in dispatch order, with the interpreters who
+-- declined each. Dispatch order: priority first; then callers waiting longer
+-- than the ceiling ($1 s), oldest first; then callers still inside their
+-- window, nearest deadline first; then callers past their window, oldest
+-- first. Callers whose connection has dropped keep their place but are not
+-- offered until they return.
+SELECT w.id, w.language, w.specialism, w.slug, w.name, w.waited_seconds, now() AS now,
+       ARRAY(SELECT d.interpreter_id FROM call_declines d WHERE d.call_id = w.id) AS declined
+FROM (
+    SELECT c.id, c.language, c.specialism, a.slug, a.name, c.priority, c.queued_at,
+           extract(epoch FROM now() - c.queued_at)::integer AS waited_seconds,
+           CASE WHEN now() - c.queued_at > make_interval(secs => $1) THEN 0
+                WHEN c.deadline_at >= now() THEN 1 ELSE 2 END AS band,
+           CASE WHEN now() - c.queued_at <= make_interval(secs => $1)
+                     AND c.deadline_at >= now() THEN c.deadline_at
+                ELSE c.queued_at END AS due
+    FROM calls c
+    JOIN authorities a ON a.id = c.authority_id
+    WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
+      AND (c.language, coalesce(c.specialism, ''))
+          IN (SELECT * FROM unnest($2::text[], $3::text[]))
+    ORDER BY c.priority DESC, band, due, c.queued_at, c.id
+    LIMIT $4 OFFSET $5
+) w
+ORDER BY w.priority DESC, w.band, w.due, w.queued_at, w.id;
 
 -- name: waiting_positions
 -- Each waiting call's place among the calls of its language, in dispatch
@@ -90,10 +110,49 @@ WITH w AS (
 )
 SELECT id, position, language FROM w WHERE id = ANY ($1::uuid[]);
 
--- name: offer_call
-UPDATE calls SET state = 'offered', interpreter_id = $2, offered_at = now(),
-       offer_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND state = 'queued';
+-- name: make_offers
+-- Offers calls to interpreters, pairs given as arrays: $1 call ids, $2
+-- interpreter ids, $3 each offer message and $4 each interpreter's new state
+-- message (JSON text), $5 the seconds an offer stands. A call whose caller
+-- left or dropped since it was read is skipped. Each offer is logged, the
+-- interpreter's state changed and logged, and both messages posted: the
+-- offer first.
+WITH pairs AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
+        AS p (call_id, interpreter_id, offer, state_message)
+),
+offered AS (
+    UPDATE calls c
+    SET state = 'offered', interpreter_id = p.interpreter_id, offered_at = now(),
+        offer_expires_at = now() + make_interval(secs => $5)
+    FROM pairs p
+    WHERE c.id = p.call_id AND c.state = 'queued' AND c.caller_gone_at IS NULL
+    RETURNING c.id
+),
+ok AS (SELECT p.* FROM pairs p JOIN offered o ON o.id = p.call_id),
+logged AS (
+    INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
+    SELECT call_id, 'offered', 'matcher', interpreter_id, '{}'::jsonb FROM ok
+),
+states AS (
+    INSERT INTO interpreter_status (user_id, state, state_since, call_id, reason, wrap_up_until)
+    SELECT interpreter_id, 'offered', now(), call_id, NULL, NULL FROM ok
+    ON CONFLICT (user_id) DO UPDATE
+    SET state = EXCLUDED.state, state_since = EXCLUDED.state_since,
+        call_id = EXCLUDED.call_id, reason = NULL, wrap_up_until = NULL
+),
+states_logged AS (
+    INSERT INTO interpreter_events (interpreter_id, state, reason, call_id)
+    SELECT interpreter_id, 'offered', NULL, call_id FROM ok
+),
+mail AS (
+    INSERT INTO mailbox (recipient, payload)
+    SELECT 'interpreter:' || interpreter_id, offer::jsonb FROM ok
+    UNION ALL
+    SELECT 'interpreter:' || interpreter_id, state_message::jsonb FROM ok
+    RETURNING id, recipient
+)
+SELECT pg_notify('signvideo_mail', recipient || ' ' || id) FROM mail;
 
 -- name: set_interpreter_state
 INSERT INTO interpreter_status (user_id, state, state_since, call_id, reason, wrap_up_until)

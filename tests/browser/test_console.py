@@ -91,13 +91,15 @@ async def test_wrap_up_ends_by_itself(new_context: NewContext, signalling: Signa
     await join_queue(caller)
     await console.get_by_role("button", name="Accept").click()
     await expect(console.locator("#state")).to_have_text("You are in a call")
+    # The caller's answer has arrived once their video shows.
+    await expect_video_flowing(console, "Caller's video")
 
     await console.get_by_role("button", name="Hang up").click()
 
     await expect(console.locator("#state")).to_have_text("Wrap-up after your call")
     await expect(console.get_by_role("timer")).to_have_text(WRAP_UP_COUNTDOWN)
     await expect(console.locator("#state")).to_have_text("You are available", timeout=15_000)
-    # Hanging up at once can beat the caller's trickled candidates to the
+    # Hanging up can beat the caller's last trickled candidates to the
     # server, which refuses them (the pages ignore that); nothing else is refused.
     assert [e for e in signalling.errors if e.get("request_type") != "ice"] == []
 

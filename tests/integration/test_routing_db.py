@@ -106,3 +106,25 @@ async def test_charges_and_events_cannot_be_edited(pool: asyncpg.Pool, seeded: N
     ):
         with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
             await pool.execute(statement)
+
+
+async def test_a_free_interpreter_is_offered_a_call_beyond_many_they_declined(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """The matcher reads the queue a page at a time; a free interpreter who has
+    declined more than a page of calls at the front still gets the next one."""
+    await pool.execute("UPDATE authorities SET max_queue_length = 1000")
+    ann = await add_interpreter(pool, "ann@example.org")
+    declined = routing.MATCH_SPARE_CALLS + 10
+    calls = [await routing.join_queue(pool, "demo") for _ in range(declined + 2)]
+    await pool.executemany(
+        "INSERT INTO call_declines (call_id, interpreter_id) VALUES ($1, $2)",
+        [(joined.call_id, ann) for joined in calls[:declined]],
+    )
+    await routing.set_state(pool, ann, "available")
+
+    assert await routing.match_waiting(pool, RULES) == 1
+
+    assert await pool.fetchval("SELECT id FROM calls WHERE state = 'offered'") == (
+        calls[declined].call_id
+    )

@@ -8,8 +8,8 @@ from signvideo.db import Q, load_queries
 
 
 def test_named_queries_load() -> None:
-    assert "next_match" in Q
-    assert Q["next_match"].startswith("-- The first waiting call")
+    assert "calls_in_dispatch_order" in Q
+    assert Q["calls_in_dispatch_order"].startswith("-- $4 waiting calls, after the first $5")
 
 
 def test_duplicate_query_names_are_refused(tmp_path: Path) -> None:

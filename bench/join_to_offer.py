@@ -1,0 +1,195 @@
+"""Join-to-offer latency with 1,000 callers waiting and 200 interpreters on
+WebSockets, beside the floor and beside pgqueuer, all on one database.
+
+The 1,000 waiting callers want ISL; the 100 interpreters who sign ISL are on a
+break, so those callers stay queued (and watched for position changes) while
+every sample runs. The other 100 interpreters sign BSL only and are available.
+Each sample: a new caller sends `join` for BSL; the time until one of the 200
+consoles receives the `offer`. The caller then leaves, which withdraws the
+offer, and the next sample waits until that interpreter is available again.
+
+The floor, measured in the same run between samples: one WebSocket round trip
+to the same server process (`ping`, `pong`) plus one durable commit of a row on
+the same database. pgqueuer: the time from `enqueue` to its entrypoint running,
+one job at a time, a worker listening in this process.
+
+    python -m bench.join_to_offer [--samples 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import aiohttp
+import asyncpg
+
+from bench.harness import (
+    BENCH_SLUG,
+    Client,
+    add_interpreters,
+    client_session,
+    database_settings,
+    fresh_database,
+    gather_limited,
+    machine,
+    one_server,
+    open_caller,
+    open_console,
+    postgres_server,
+    raise_file_limit,
+    report,
+    summary_ms,
+)
+from tests.servers import ServerProcess
+
+WAITING = 1000
+INTERPRETERS = 200
+
+
+async def pgqueuer_latency(url: str, samples: int) -> list[float]:
+    from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
+
+    worker_con = await asyncpg.connect(url)
+    producer_con = await asyncpg.connect(url)
+    try:
+        await Queries(AsyncpgDriver(producer_con)).install()
+        producer = Queries(AsyncpgDriver(producer_con))
+        manager = QueueManager(Queries(AsyncpgDriver(worker_con)))
+        arrived: asyncio.Queue[float] = asyncio.Queue()
+
+        @manager.entrypoint("bench")
+        async def job(_job: Job) -> None:
+            arrived.put_nowait(time.perf_counter())
+
+        runner = asyncio.create_task(manager.run(batch_size=1))
+        await asyncio.sleep(1.0)  # let the worker LISTEN before the first job
+        latencies = []
+        for _ in range(samples):
+            sent = time.perf_counter()
+            await producer.enqueue("bench", None)
+            latencies.append(await asyncio.wait_for(arrived.get(), 10) - sent)
+        manager.shutdown.set()
+        await asyncio.wait_for(runner, 30)
+        return latencies
+    finally:
+        await worker_con.close()
+        await producer_con.close()
+
+
+async def main(samples: int) -> None:
+    raise_file_limit()
+    async with postgres_server() as pg_url:
+        url = await fresh_database(pg_url, "bench_join_to_offer")
+        bsl_only = await add_interpreters(url, INTERPRETERS // 2, ("BSL",), "b")
+        bsl_isl = await add_interpreters(url, INTERPRETERS // 2, ("BSL", "ISL"), "i")
+        with TemporaryDirectory(prefix="signvideo-bench-") as tmp:
+            async with (
+                one_server(url, Path(tmp), SIGNVIDEO_OFFER_TIMEOUT="60") as server,
+                client_session() as http,
+            ):
+                figures = await run(http, server, url, bsl_only, bsl_isl, samples)
+        figures["pgqueuer_enqueue_to_dequeue_ms"] = summary_ms(await pgqueuer_latency(url, samples))
+        figures["database"] = await database_settings(url)
+    floor_p99 = figures["floor_ms"]["p99"]
+    ours_p99 = figures["join_to_offer_ms"]["p99"]
+    figures["p99_over_floor_p99"] = round(ours_p99 / floor_p99, 2)
+    figures["goal_p99_within_3x_floor"] = ours_p99 <= 3 * floor_p99
+    figures["goal_p99_below_pgqueuer_p99"] = (
+        ours_p99 < figures["pgqueuer_enqueue_to_dequeue_ms"]["p99"]
+    )
+    figures["machine"] = machine()
+    report(figures)
+
+
+async def run(
+    http: aiohttp.ClientSession,
+    server: ServerProcess,
+    url: str,
+    bsl_only: list[tuple[int, str]],
+    bsl_isl: list[tuple[int, str]],
+    samples: int,
+) -> dict[str, object]:
+    offers: asyncio.Queue[tuple[float, Client, dict[str, object]]] = asyncio.Queue()
+
+    def on_console_message(client: Client, at: float, data: dict[str, object]) -> None:
+        if data["type"] == "offer":
+            offers.put_nowait((at, client, data))
+
+    consoles = []
+    for _user_id, session in bsl_isl:
+        console = await open_console(http, server, session)
+        await console.send(type="set_state", state="break", reason="training")
+        await console.expect("state", state="break")
+        consoles.append(console)
+    for _user_id, session in bsl_only:
+        console = await open_console(http, server, session)
+        console.on_message = on_console_message
+        await console.send(type="set_state", state="available")
+        await console.expect("state", state="available")
+        consoles.append(console)
+
+    async def join_isl(_n: int) -> Client:
+        caller = await open_caller(http, server)
+        caller.keep = False  # only position updates come; nobody reads them
+        await caller.send(type="join", authority=BENCH_SLUG, language="ISL")
+        return caller
+
+    waiting = await gather_limited(WAITING, 20, join_isl)
+    db = await asyncpg.connect(url)
+    await db.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, at timestamptz)")
+    deadline = time.monotonic() + 120
+    while await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'") < WAITING:
+        assert time.monotonic() < deadline, "the waiting callers did not all join"
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)  # let the position updates for the joins settle
+
+    floor_caller = await open_caller(http, server)
+    join_to_offer, floor = [], []
+    for _ in range(samples):
+        caller = await open_caller(http, server)
+        sent = await caller.send(type="join", authority=BENCH_SLUG, language="BSL")
+        try:
+            offered_at, console, offer = await asyncio.wait_for(offers.get(), 30)
+        except TimeoutError:
+            from signvideo.db import Q
+
+            plan = await db.fetch("EXPLAIN ANALYZE " + Q["next_match"], 300.0)
+            print("\n".join(r[0] for r in plan))
+            print(await db.fetch("SELECT state, count(*) FROM calls GROUP BY 1"))
+            print(await db.fetch("SELECT state, count(*) FROM interpreter_status GROUP BY 1"))
+            raise RuntimeError(f"no offer; the caller got {caller.inbox._queue}") from None
+        join_to_offer.append(offered_at - sent)
+        _, queued = await caller.expect("queued")
+        assert offer["call_id"] == queued["call_id"], (offer, queued)
+        await caller.send(type="leave", call_id=queued["call_id"])
+        await console.expect("state", state="available")
+        await caller.close()
+
+        started = await floor_caller.send(type="ping")
+        await floor_caller.expect("pong")
+        round_trip = time.perf_counter() - started
+        started = time.perf_counter()
+        await db.execute("INSERT INTO bench_floor (at) VALUES (now())")
+        floor.append(round_trip + time.perf_counter() - started)
+
+    queued_still = await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'")
+    await db.close()
+    for client in [*waiting, *consoles, floor_caller]:
+        await client.close()
+    return {
+        "benchmark": "join_to_offer",
+        "waiting_callers": int(queued_still),
+        "interpreters_on_websockets": len(bsl_only) + len(bsl_isl),
+        "join_to_offer_ms": summary_ms(join_to_offer),
+        "floor_ms": summary_ms(floor),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=300)
+    asyncio.run(main(parser.parse_args().samples))
