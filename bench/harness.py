@@ -56,6 +56,9 @@ async def postgres_server() -> AsyncIterator[str]:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="signvideo-bench-pg-") as tmp:
+        runtime = Path(tmp) / "run"
+        runtime.mkdir(mode=0o700)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import pgserver
 
         server = await asyncio.to_thread(

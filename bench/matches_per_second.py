@@ -55,12 +55,17 @@ async def main(seconds: float) -> None:
                 client_session() as http,
             ):
                 sent_declines = 0
+                sending: set[asyncio.Task[float]] = set()
 
                 def decline_offers(client: Client, _at: float, data: dict[str, object]) -> None:
                     nonlocal sent_declines
                     if data["type"] == "offer":
                         sent_declines += 1
-                        asyncio.ensure_future(client.send(type="decline", call_id=data["call_id"]))
+                        task = asyncio.create_task(
+                            client.send(type="decline", call_id=data["call_id"])
+                        )
+                        sending.add(task)
+                        task.add_done_callback(sending.discard)
 
                 async def join(_n: int) -> Client:
                     caller = await open_caller(http, server)

@@ -197,13 +197,18 @@ class Hub:
                 self._queue_changed.set()
 
     async def _send_positions(self) -> None:
-        now = await routing.positions(self.pool, list(self.waiting), self.wait_ceiling)
+        # Only the callers asked about: one who starts waiting while the
+        # query runs is not in its answer, and is not to be dropped for that.
+        asked = dict(self.waiting)
+        now = await routing.positions(self.pool, list(asked), self.wait_ceiling)
         staff = await admission.staffing(self.pool)
-        for call_id, caller in list(self.waiting.items()):
+        for call_id, caller in asked.items():
+            if self.waiting.get(call_id) is not caller:
+                continue  # stopped waiting, or came back on another socket, meanwhile
             found = now.get(call_id)
             if found is None:
                 # Answered or ended: its own messages say so.
-                self.waiting.pop(call_id, None)
+                del self.waiting[call_id]
                 continue
             position, language = found
             wait = staff.expected_wait(language, position)

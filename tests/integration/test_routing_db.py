@@ -128,3 +128,23 @@ async def test_a_free_interpreter_is_offered_a_call_beyond_many_they_declined(
     assert await pool.fetchval("SELECT id FROM calls WHERE state = 'offered'") == (
         calls[declined].call_id
     )
+
+
+async def test_a_caller_who_starts_waiting_during_a_position_round_keeps_getting_updates(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """A caller who joins while the hub is reading positions is not in that
+    reading; they must stay watched (they used to be dropped for good)."""
+    from aiohttp import web
+
+    from signvideo.mailbox import Hub
+
+    hub = Hub(pool, database_url)
+    first = await routing.join_queue(pool, "demo")
+    second = await routing.join_queue(pool, "demo")
+    hub.watch_position(first.call_id, web.WebSocketResponse(), 1, None)
+    round_ = asyncio.create_task(hub._send_positions())
+    await asyncio.sleep(0)  # the round has read who is waiting and is at the database
+    hub.watch_position(second.call_id, web.WebSocketResponse(), 2, None)
+    await round_
+    assert set(hub.waiting) == {first.call_id, second.call_id}
