@@ -114,14 +114,20 @@ class Joined:
     authority_slug: str
 
 
-async def schedule_of(con: asyncpg.Connection, authority: asyncpg.Record) -> Schedule:
-    closures = await con.fetch(Q["authority_closures"], authority["id"])
+def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
     return Schedule(
         authority["time_zone"],
         authority["opening_hours"],
         authority["nation"],
-        tuple(Closure(c["first_day"], c["last_day"], c["reason"]) for c in closures),
+        closures,
         authority["closed_on_bank_holidays"],
+    )
+
+
+async def schedule_of(con: asyncpg.Connection, authority: asyncpg.Record) -> Schedule:
+    closures = await con.fetch(Q["authority_closures"], authority["id"])
+    return _schedule(
+        authority, tuple(Closure(c["first_day"], c["last_day"], c["reason"]) for c in closures)
     )
 
 
@@ -133,10 +139,14 @@ async def join_queue(
     specialism: str | None = None,
     process_id: uuid.UUID | None = None,
     now: dt.datetime | None = None,
+    match: Config | None = None,
 ) -> Joined:
+    """Put a caller in the queue; with `match` (the settings), also run a
+    matching round in the same transaction, so that a caller who can be
+    answered at once is offered with the join's own commit."""
     token = secrets.token_urlsafe(24)
     async with pool.acquire() as con, con.transaction():
-        authority = await con.fetchrow(Q["authority_by_slug"], slug)
+        authority = await con.fetchrow(Q["authority_for_join"], slug)
         if authority is None:
             raise NotFound(f"There is no service called {slug!r}. Check the link you were given.")
         language = language or authority["languages"][0]
@@ -145,18 +155,23 @@ async def join_queue(
             raise InvalidField(f'"language" {language!r} is not offered here; choose {offered}.')
         if specialism is not None and await con.fetchrow(Q["specialism"], specialism) is None:
             raise InvalidField(f'"specialism" {specialism!r} is not a kind of call we know.')
-        now = now or await con.fetchval("SELECT now()")
-        opening = open_state(await schedule_of(con, authority), now)
+        now = now or authority["now"]
+        closures = tuple(
+            Closure(first, last, reason)
+            for first, last, reason in zip(
+                authority["first_days"] or (),
+                authority["last_days"] or (),
+                authority["reasons"] or (),
+                strict=True,
+            )
+        )
+        opening = open_state(_schedule(authority, closures), now)
         if not opening.is_open:
             when = ""
             if opening.next_open:
                 words = describe_opening(opening.next_open, now, authority["time_zone"])
                 when = f" It opens again {words}."
             raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
-        # Serialise joins per authority so the queue limit holds under load.
-        await con.execute("SELECT pg_advisory_xact_lock(7428312, $1::integer)", authority["id"])
-        if await con.fetchval(Q["queue_length"], authority["id"]) >= authority["max_queue_length"]:
-            raise QueueFull("The queue is full. Please try again in a few minutes.")
         row = await con.fetchrow(
             Q["enqueue_call"],
             authority["id"],
@@ -165,19 +180,23 @@ async def join_queue(
             specialism,
             authority["answer_seconds"],
             process_id,
+            authority["max_queue_length"],
+            {"authority": slug, "language": language, "specialism": specialism},
         )
-        await event(
-            con,
-            row["id"],
-            "queued",
-            "caller",
-            authority=slug,
-            language=language,
-            specialism=specialism,
-            deadline=row["deadline_at"].isoformat(),
-        )
-        await con.execute(Q["notify_queue_changed"])
+        if row is None:
+            raise QueueFull("The queue is full. Please try again in a few minutes.")
+        if match is not None:
+            await _match_round(con, match)
     return Joined(row["id"], token, slug)
+
+
+async def position_of(
+    pool: asyncpg.Pool, call_id: uuid.UUID, wait_ceiling: float
+) -> tuple[int, str] | None:
+    """One call's place in the queue of its language, 1 being next; None
+    when it is not waiting."""
+    row = await pool.fetchrow(Q["position_of"], call_id, wait_ceiling)
+    return None if row is None else (row["position"], row["language"])
 
 
 async def positions(
@@ -217,42 +236,47 @@ def assign(
 
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns
-    offers made. One transaction under the matcher lock: the free interpreters
-    by kind of call, then the waiting calls of those kinds in dispatch order,
-    a page at a time until every free interpreter has an offer or no call is
-    left, then all the offers."""
+    offers made. One transaction (see _match_round)."""
     async with pool.acquire() as con, con.transaction():
-        await con.execute(Q["lock_matcher"])
-        eligible = {
-            (row["language"], row["specialism"] or ""): row["interpreters"]
-            for row in await con.fetch(Q["free_interpreters_by_kind"])
-        }
-        if not eligible:
-            return 0
-        free = len({i for ids in eligible.values() for i in ids})
-        # A page has a call for every free interpreter and some to spare for
-        # calls that free interpreters have declined.
-        page = free + MATCH_SPARE_CALLS
-        languages = [language for language, _ in eligible]
-        specialisms = [specialism for _, specialism in eligible]
-        taken: set[int] = set()
-        pairs: list[Pair] = []
-        offset = 0
-        while len(taken) < free:
-            calls = await con.fetch(
-                Q["calls_in_dispatch_order"],
-                config.wait_ceiling,
-                languages,
-                specialisms,
-                page,
-                offset,
-            )
-            pairs.extend(assign(calls, eligible, taken))
-            if len(calls) < page:
-                break
-            offset += page
-        if pairs:
-            await _make_offers(con, pairs, config)
+        return await _match_round(con, config)
+
+
+async def _match_round(con: asyncpg.Connection, config: Config) -> int:
+    """Inside a transaction, under the matcher lock: the free interpreters by
+    kind of call, then the waiting calls of those kinds in dispatch order, a
+    page at a time until every free interpreter has an offer or no call is
+    left, then all the offers."""
+    await con.execute(Q["lock_matcher"])
+    eligible = {
+        (row["language"], row["specialism"] or ""): row["interpreters"]
+        for row in await con.fetch(Q["free_interpreters_by_kind"])
+    }
+    if not eligible:
+        return 0
+    free = len({i for ids in eligible.values() for i in ids})
+    # A page has a call for every free interpreter and some to spare for
+    # calls that free interpreters have declined.
+    page = free + MATCH_SPARE_CALLS
+    languages = [language for language, _ in eligible]
+    specialisms = [specialism for _, specialism in eligible]
+    taken: set[int] = set()
+    pairs: list[Pair] = []
+    offset = 0
+    while len(taken) < free:
+        calls = await con.fetch(
+            Q["calls_in_dispatch_order"],
+            config.wait_ceiling,
+            languages,
+            specialisms,
+            page,
+            offset,
+        )
+        pairs.extend(assign(calls, eligible, taken))
+        if len(calls) < page:
+            break
+        offset += page
+    if pairs:
+        await _make_offers(con, pairs, config)
     return len(pairs)
 
 

@@ -194,7 +194,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def queued_reply(token: str, slug: str, resumed: bool) -> None:
         assert call_id is not None
-        found = (await routing.positions(pool, [call_id], config.wait_ceiling)).get(call_id)
+        found = await routing.position_of(pool, call_id, config.wait_ceiling)
         position, language = found if found else (1, "BSL")
         wait = (await admission.staffing(pool)).expected_wait(language, position)
         hub.watch_position(call_id, conn.ws, position, wait)
@@ -223,12 +223,11 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             language=_optional_code(data, "language"),
             specialism=_optional_code(data, "specialism"),
             process_id=process,
+            match=config,  # offered, if an interpreter is free, with the join's commit
         )
         call_id = joined.call_id
-        # Matching starts at once; the reply's place and wait are read
-        # meanwhile. The socket takes its mail only after `queued`, so that
-        # nothing about the call can reach the caller before it.
-        matcher.kick()
+        # The socket takes its mail only after `queued`, so that nothing
+        # about the call can reach the caller before it.
         await queued_reply(joined.token, joined.authority_slug, resumed=False)
         hub.register(routing.caller_key(call_id), conn.ws)
 

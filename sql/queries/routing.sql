@@ -15,11 +15,50 @@ SELECT code, name, trainee_allowed FROM specialisms WHERE code = $1;
 -- name: queue_length
 SELECT count(*) FROM calls WHERE authority_id = $1 AND state IN ('queued', 'offered');
 
+-- name: authority_for_join
+-- The authority, the transaction's clock, and its closures from yesterday on
+-- (first days, last days and reasons, in order; null when there are none).
+-- Takes the authority's join lock: joins to one queue go one at a time, so
+-- that its limit holds (the next statement sees every join committed before).
+SELECT a.id, a.slug, a.name, a.answer_seconds, a.time_zone, a.languages,
+       a.opening_hours, a.nation, a.closed_on_bank_holidays, a.max_queue_length,
+       now() AS now, cl.first_days, cl.last_days, cl.reasons,
+       pg_advisory_xact_lock(7428312, a.id::integer) IS NULL AS locked
+FROM authorities a
+CROSS JOIN LATERAL (
+    SELECT array_agg(x.first_day ORDER BY x.first_day) AS first_days,
+           array_agg(x.last_day ORDER BY x.first_day) AS last_days,
+           array_agg(x.reason ORDER BY x.first_day) AS reasons
+    FROM authority_closures x
+    WHERE x.authority_id = a.id AND x.last_day >= current_date - 1
+) cl
+WHERE a.slug = $1;
+
 -- name: enqueue_call
-INSERT INTO calls (authority_id, token_sha256, state, language, specialism,
-                   deadline_at, caller_process)
-VALUES ($1, $2, 'queued', $3, $4, now() + make_interval(secs => $5), $6)
-RETURNING id, queued_at, deadline_at;
+-- Puts a call in the queue unless the authority's queue holds $7 calls
+-- already (no row then): the call, its `queued` event ($8, the event's
+-- detail, gains the deadline) and the queue-changed notice. Run under the
+-- authority's join lock (authority_for_join), so that the count holds.
+WITH room AS (
+    SELECT count(*) < $7 AS ok FROM calls
+    WHERE authority_id = $1 AND state IN ('queued', 'offered')
+),
+c AS (
+    INSERT INTO calls (authority_id, token_sha256, state, language, specialism,
+                       deadline_at, caller_process)
+    SELECT $1, $2, 'queued', $3, $4, now() + make_interval(secs => $5), $6
+    FROM room WHERE room.ok
+    RETURNING id, queued_at, deadline_at
+),
+logged AS (
+    INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
+    SELECT c.id, 'queued', 'caller', NULL,
+           $8::jsonb || jsonb_build_object('deadline', c.deadline_at)
+    FROM c
+),
+notified AS (SELECT pg_notify('signvideo_queue', '') FROM c)
+SELECT c.id, c.queued_at, c.deadline_at, (SELECT count(*) FROM notified) AS notified
+FROM c;
 
 -- name: append_event
 INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
@@ -38,8 +77,8 @@ SELECT pg_advisory_xact_lock(7428311);
 -- name: free_interpreters_by_kind
 -- For each kind of waiting call (language and specialism), the interpreters
 -- free now who may take it, idle longest first. Free: available with their
--- console attached. Their rows are locked until the matcher commits, so none
--- can change state under it; one being changed right now is skipped.
+-- console attached. (make_offers checks again, under row locks, that each
+-- interpreter it offers a call to is still free.)
 -- Eligibility: the interpreter signs the language; for a specialism, they
 -- hold it, and a trainee only where the specialism allows trainees.
 WITH free AS MATERIALIZED (
@@ -47,11 +86,23 @@ WITH free AS MATERIALIZED (
     FROM interpreter_status s
     JOIN interpreters p ON p.user_id = s.user_id
     WHERE s.state = 'available' AND s.console_gone_at IS NULL
-    FOR UPDATE OF s SKIP LOCKED
 ),
 kinds AS (
-    SELECT DISTINCT c.language, c.specialism FROM calls c
-    WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
+    -- SELECT DISTINCT, as a loose scan of calls_waiting_kinds: one probe a kind.
+    WITH RECURSIVE k (language, specialism) AS (
+        (SELECT c.language, coalesce(c.specialism, '') FROM calls c
+         WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
+         ORDER BY 1, 2 LIMIT 1)
+        UNION ALL
+        SELECT n.language, n.specialism FROM k
+        CROSS JOIN LATERAL (
+            SELECT c.language, coalesce(c.specialism, '') AS specialism FROM calls c
+            WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
+              AND (c.language, coalesce(c.specialism, '')) > (k.language, k.specialism)
+            ORDER BY 1, 2 LIMIT 1
+        ) n
+    )
+    SELECT language, nullif(specialism, '') AS specialism FROM k
 )
 SELECT k.language, k.specialism,
        array_agg(f.user_id ORDER BY f.state_since, f.user_id) AS interpreters
@@ -110,26 +161,65 @@ WITH w AS (
 )
 SELECT id, position, language FROM w WHERE id = ANY ($1::uuid[]);
 
+-- name: position_of
+-- One waiting call's place among the calls of its language, the same as
+-- waiting_positions gives (1 = next), by counting the calls ahead of it in
+-- dispatch order rather than ranking the whole queue. No row when the call
+-- is not waiting.
+WITH keyed AS (
+    SELECT c.id, c.language,
+           c.state <> 'offered' AS not_offered, -c.priority AS priority,
+           CASE WHEN now() - c.queued_at > make_interval(secs => $2) THEN 0
+                WHEN c.deadline_at >= now() THEN 1 ELSE 2 END AS band,
+           CASE WHEN now() - c.queued_at <= make_interval(secs => $2)
+                     AND c.deadline_at >= now() THEN c.deadline_at
+                ELSE c.queued_at END AS due,
+           c.queued_at
+    FROM calls c WHERE c.state IN ('queued', 'offered')
+),
+me AS (SELECT * FROM keyed WHERE id = $1)
+SELECT 1 + (SELECT count(*) FROM keyed k
+            WHERE k.language = me.language
+              AND (k.not_offered, k.priority, k.band, k.due, k.queued_at, k.id)
+                  < (me.not_offered, me.priority, me.band, me.due, me.queued_at, me.id)
+           ) AS position,
+       me.language
+FROM me;
+
 -- name: make_offers
 -- Offers calls to interpreters, pairs given as arrays: $1 call ids, $2
 -- interpreter ids, $3 each offer message and $4 each interpreter's new state
 -- message (JSON text), $5 the seconds an offer stands. A call whose caller
--- left or dropped since it was read is skipped. Each offer is logged, the
--- interpreter's state changed and logged, and both messages posted: the
--- offer first.
+-- left or dropped since it was read is skipped, and so is an interpreter
+-- who is no longer free: both rows are locked and checked as they are now.
+-- Each offer is logged, the interpreter's state changed and logged, and both
+-- messages posted: the offer first.
 WITH pairs AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
         AS p (call_id, interpreter_id, offer, state_message)
 ),
+waiting AS (
+    SELECT c.id FROM calls c
+    WHERE c.id = ANY ($1::uuid[]) AND c.state = 'queued' AND c.caller_gone_at IS NULL
+    FOR UPDATE
+),
+free AS (
+    SELECT s.user_id FROM interpreter_status s
+    WHERE s.user_id = ANY ($2::bigint[]) AND s.state = 'available'
+      AND s.console_gone_at IS NULL
+    FOR UPDATE
+),
+ok AS MATERIALIZED (
+    SELECT p.* FROM pairs p
+    JOIN waiting w ON w.id = p.call_id
+    JOIN free f ON f.user_id = p.interpreter_id
+),
 offered AS (
     UPDATE calls c
-    SET state = 'offered', interpreter_id = p.interpreter_id, offered_at = now(),
+    SET state = 'offered', interpreter_id = ok.interpreter_id, offered_at = now(),
         offer_expires_at = now() + make_interval(secs => $5)
-    FROM pairs p
-    WHERE c.id = p.call_id AND c.state = 'queued' AND c.caller_gone_at IS NULL
-    RETURNING c.id
+    FROM ok WHERE c.id = ok.call_id
 ),
-ok AS (SELECT p.* FROM pairs p JOIN offered o ON o.id = p.call_id),
 logged AS (
     INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
     SELECT call_id, 'offered', 'matcher', interpreter_id, '{}'::jsonb FROM ok

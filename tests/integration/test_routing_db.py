@@ -148,3 +148,37 @@ async def test_a_caller_who_starts_waiting_during_a_position_round_keeps_getting
     hub.watch_position(second.call_id, web.WebSocketResponse(), 2, None)
     await round_
     assert set(hub.waiting) == {first.call_id, second.call_id}
+
+
+async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """position_of counts the calls ahead; positions ranks the whole queue.
+    They agree across languages, priorities, offered calls and all three
+    dispatch bands."""
+    await pool.execute("UPDATE authorities SET languages = '{BSL,ISL}', max_queue_length = 100")
+    interpreter = await add_interpreter(pool, "ann@example.org", languages=("ISL",))
+    calls = []
+    for n in range(24):
+        joined = await routing.join_queue(pool, "demo", language=("BSL", "ISL")[n % 2])
+        calls.append(joined.call_id)
+        # Spread arrivals over the bands: past the ceiling, inside the window,
+        # past the window but under the ceiling; some lifted by priority.
+        waited = (400, 10, 90, 30, 200, 5)[(n // 2) % 6] + n
+        await pool.execute(
+            "UPDATE calls SET queued_at = now() - make_interval(secs => $2), "
+            "deadline_at = now() - make_interval(secs => $2) + interval '60 s', "
+            "priority = $3 WHERE id = $1",
+            joined.call_id,
+            float(waited),
+            1 if n % 7 == 0 else 0,
+        )
+    await routing.set_state(pool, interpreter, "available")
+    assert await routing.match_waiting(pool, RULES) == 1  # one ISL call is offered
+
+    whole = await routing.positions(pool, calls, 300)
+    assert sorted(p for p, language in whole.values() if language == "BSL") == list(range(1, 13))
+    for call_id in calls:
+        assert await routing.position_of(pool, call_id, 300) == whole[call_id], call_id
+    await routing.end_call(pool, calls[0], "caller_left", "caller", RULES)
+    assert await routing.position_of(pool, calls[0], 300) is None
