@@ -229,9 +229,14 @@ async def gather_limited(count: int, limit: int, make: Callable[[int], Any]) -> 
 
 def summary_ms(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
+
+    def at(fraction: float) -> float:
+        return round(ms[min(len(ms) - 1, round(fraction * (len(ms) - 1)))], 2)
+
     return {
         "p50": round(statistics.median(ms), 2),
-        "p99": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 2),
+        "p90": at(0.90),
+        "p99": at(0.99),
         "max": round(ms[-1], 2),
         "mean": round(statistics.fmean(ms), 2),
         "n": len(ms),

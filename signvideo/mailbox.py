@@ -30,6 +30,8 @@ log = logging.getLogger("signvideo.mailbox")
 MAIL_CHANNEL = "signvideo_mail"
 QUEUE_CHANNEL = "signvideo_queue"
 MAILBOX_KEEP_SECONDS = 300
+# Enough to cover the moment between a commit and both ways its messages arrive.
+SENT_REMEMBERED = 50_000
 
 
 @dataclass
@@ -52,6 +54,11 @@ class Hub:
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The mailbox ids this process has sent lately, oldest first: a message
+    # reaches it both by deliver_now and by its notification (or the poll),
+    # whichever comes first sends it, and the other skips it.
+    _sent: dict[int, None] = field(default_factory=dict)
+    _forgetting: set[asyncio.Task[None]] = field(default_factory=set)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
 
     # Sockets -----------------------------------------------------------------
@@ -94,6 +101,8 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._forgetting:
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
 
     def _on_mail(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
         recipient, _, raw_id = payload.rpartition(" ")
@@ -131,9 +140,11 @@ class Hub:
         while True:
             ids: set[int] = set()
             sweep = False
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+            # a cancellation that comes as the item arrives, and the hub never stops.
             try:
-                first = await asyncio.wait_for(self._mail_ids.get(), self.poll_interval)
-                ids.add(first)
+                async with asyncio.timeout(self.poll_interval):
+                    ids.add(await self._mail_ids.get())
             except TimeoutError:
                 sweep = True
             while not self._mail_ids.empty():
@@ -148,6 +159,39 @@ class Hub:
                 await asyncio.sleep(0.5)
                 self._mail_ids.put_nowait(-1)
 
+    async def deliver_now(self, mail: list[asyncpg.Record]) -> None:
+        """Send, straight after the commit that posted them, the messages
+        (id, recipient, payload) whose recipients this process holds, without
+        waiting for their notifications; their rows are deleted afterwards."""
+        mine = sorted(
+            (row for row in mail if row["recipient"] in self.sockets), key=lambda r: r["id"]
+        )
+        if not mine:
+            return
+        for row in mine:
+            ws = self.sockets.get(row["recipient"])
+            if ws is not None and not ws.closed and self._first_sending(row["id"]):
+                await self._send(ws, row["payload"])
+        task = asyncio.create_task(self._forget([row["id"] for row in mine]))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    def _first_sending(self, mail_id: int) -> bool:
+        """True the first time a message is about to be sent from here."""
+        if mail_id in self._sent:
+            return False
+        self._sent[mail_id] = None
+        if len(self._sent) > SENT_REMEMBERED:
+            del self._sent[next(iter(self._sent))]
+        return True
+
+    async def _forget(self, ids: list[int]) -> None:
+        try:
+            await self.pool.execute(Q["mailbox_forget"], ids)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            # Left for the poll, which finds them already sent.
+            log.warning("could not delete delivered messages (%s)", err)
+
     async def _deliver_batch(self, ids: list[int], sweep: bool) -> None:
         rows: list[asyncpg.Record] = []
         if ids:
@@ -161,7 +205,8 @@ class Hub:
             if ws is None or ws.closed:
                 log.info("dropping message for %s: its socket has gone", row["recipient"])
                 continue
-            await self._send(ws, row["payload"])
+            if self._first_sending(row["id"]):
+                await self._send(ws, row["payload"])
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
@@ -182,7 +227,8 @@ class Hub:
         last_run = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue_changed.wait(), self.position_refresh)
+                async with asyncio.timeout(self.position_refresh):
+                    await self._queue_changed.wait()
             pause = last_run + self.position_interval - loop.time()
             if pause > 0:
                 await asyncio.sleep(pause)

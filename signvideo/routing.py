@@ -15,7 +15,8 @@ import json
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -112,6 +113,9 @@ class Joined:
     call_id: uuid.UUID
     token: str
     authority_slug: str
+    # Messages the join's matching round posted (offers and states), for
+    # Hub.deliver_now.
+    mail: list[asyncpg.Record] = field(default_factory=list)
 
 
 def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
@@ -185,9 +189,8 @@ async def join_queue(
         )
         if row is None:
             raise QueueFull("The queue is full. Please try again in a few minutes.")
-        if match is not None:
-            await _match_round(con, match)
-    return Joined(row["id"], token, slug)
+        mail = await _match_round(con, match) if match is not None else []
+    return Joined(row["id"], token, slug, mail)
 
 
 async def position_of(
@@ -237,11 +240,20 @@ def assign(
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns
     offers made. One transaction (see _match_round)."""
+    return offers_in(await match_round(pool, config))
+
+
+def offers_in(mail: list[asyncpg.Record]) -> int:
+    return sum(1 for row in mail if row["payload"]["type"] == "offer")
+
+
+async def match_round(pool: asyncpg.Pool, config: Config) -> list[asyncpg.Record]:
+    """One matching round in its own transaction; returns the messages posted."""
     async with pool.acquire() as con, con.transaction():
         return await _match_round(con, config)
 
 
-async def _match_round(con: asyncpg.Connection, config: Config) -> int:
+async def _match_round(con: asyncpg.Connection, config: Config) -> list[asyncpg.Record]:
     """Inside a transaction, under the matcher lock: the free interpreters by
     kind of call, then the waiting calls of those kinds in dispatch order, a
     page at a time until every free interpreter has an offer or no call is
@@ -252,7 +264,7 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> int:
         for row in await con.fetch(Q["free_interpreters_by_kind"])
     }
     if not eligible:
-        return 0
+        return []
     free = len({i for ids in eligible.values() for i in ids})
     # A page has a call for every free interpreter and some to spare for
     # calls that free interpreters have declined.
@@ -275,12 +287,12 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> int:
         if len(calls) < page:
             break
         offset += page
-    if pairs:
-        await _make_offers(con, pairs, config)
-    return len(pairs)
+    return await _make_offers(con, pairs, config) if pairs else []
 
 
-async def _make_offers(con: asyncpg.Connection, pairs: list[Pair], config: Config) -> None:
+async def _make_offers(
+    con: asyncpg.Connection, pairs: list[Pair], config: Config
+) -> list[asyncpg.Record]:
     """All of a round's offers in one statement (see make_offers)."""
     offers, states = [], []
     for pair in pairs:
@@ -297,7 +309,7 @@ async def _make_offers(con: asyncpg.Connection, pairs: list[Pair], config: Confi
         offers.append(json.dumps(offer))
         # The state changes at now(), the transaction's time, read with the calls.
         states.append(json.dumps(state_message("offered", call["id"], None, call["now"], None)))
-    await con.execute(
+    mail: list[asyncpg.Record] = await con.fetch(
         Q["make_offers"],
         [pair.call["id"] for pair in pairs],
         [pair.interpreter_id for pair in pairs],
@@ -305,6 +317,7 @@ async def _make_offers(con: asyncpg.Connection, pairs: list[Pair], config: Confi
         states,
         config.offer_timeout,
     )
+    return mail
 
 
 class Matcher:
@@ -312,8 +325,13 @@ class Matcher:
     possible. Kicks while a round runs are folded into one more round, so a
     burst of joins costs a few rounds, not one blocked connection each."""
 
-    def __init__(self, pool: asyncpg.Pool, config: Config) -> None:
-        self.pool, self.config = pool, config
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: Config,
+        deliver: Callable[[list[asyncpg.Record]], Awaitable[None]],
+    ) -> None:
+        self.pool, self.config, self.deliver = pool, config, deliver
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -334,7 +352,7 @@ class Matcher:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await match_waiting(self.pool, self.config)
+                await self.deliver(await match_round(self.pool, self.config))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
                 log.warning("matching failed (%s); retrying", err)
                 await asyncio.sleep(0.5)

@@ -225,6 +225,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             process_id=process,
             match=config,  # offered, if an interpreter is free, with the join's commit
         )
+        await hub.deliver_now(joined.mail)
         call_id = joined.call_id
         # The socket takes its mail only after `queued`, so that nothing
         # about the call can reach the caller before it.

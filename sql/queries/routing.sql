@@ -193,7 +193,8 @@ FROM me;
 -- left or dropped since it was read is skipped, and so is an interpreter
 -- who is no longer free: both rows are locked and checked as they are now.
 -- Each offer is logged, the interpreter's state changed and logged, and both
--- messages posted: the offer first.
+-- messages posted, the offer first; returns the messages (id, recipient,
+-- payload), which a process holding the recipient may send at once.
 WITH pairs AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
         AS p (call_id, interpreter_id, offer, state_message)
@@ -240,9 +241,10 @@ mail AS (
     SELECT 'interpreter:' || interpreter_id, offer::jsonb FROM ok
     UNION ALL
     SELECT 'interpreter:' || interpreter_id, state_message::jsonb FROM ok
-    RETURNING id, recipient
+    RETURNING id, recipient, payload
 )
-SELECT pg_notify('signvideo_mail', recipient || ' ' || id) FROM mail;
+SELECT id, recipient, payload, pg_notify('signvideo_mail', recipient || ' ' || id) IS NULL
+FROM mail;
 
 -- name: set_interpreter_state
 INSERT INTO interpreter_status (user_id, state, state_since, call_id, reason, wrap_up_until)
@@ -316,6 +318,9 @@ RETURNING id, recipient, payload;
 -- name: mailbox_take_recipients
 DELETE FROM mailbox WHERE recipient = ANY($1::text[])
 RETURNING id, recipient, payload;
+
+-- name: mailbox_forget
+DELETE FROM mailbox WHERE id = ANY($1::bigint[]);
 
 -- name: mailbox_expire
 DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from signvideo import presence
@@ -412,3 +413,41 @@ async def test_position_updates_are_coalesced(
     assert len(updates) <= 3
     times = [t for t, _ in updates]
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
+
+
+async def test_an_offer_made_by_a_join_reaches_the_console_once(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    """The joining process sends the offer straight after its commit, and the
+    notification of the same message arrives too: the console gets it once,
+    and the mailbox row is gone."""
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
+    received: list[dict[str, Any]] = []
+    receive = ann.receive
+
+    async def recording(timeout: float = 5.0) -> dict[str, Any]:
+        received.append(await receive(timeout))
+        return received[-1]
+
+    ann.receive = recording  # type: ignore[method-assign]
+    await ann.send(type="set_state", state="available")
+    await ann.expect("state", state="available")
+    calls = []
+    for _ in range(3):
+        caller = await open_caller()
+        await caller.send(type="join", authority="demo")
+        calls.append((await caller.expect("queued"))["call_id"])
+        await ann.expect("offer", call_id=calls[-1])
+        await caller.send(type="leave", call_id=calls[-1])
+        await ann.expect("state", state="available")
+        await caller.close()
+    # Longer than the mailbox poll (0.5 s here), for anything still to come.
+    with pytest.raises(TimeoutError):
+        while True:
+            await ann.receive(timeout=1.5)
+    offers = [m["call_id"] for m in received if m["type"] == "offer"]
+    assert offers == calls, received
+    assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0
