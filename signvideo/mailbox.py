@@ -30,8 +30,6 @@ log = logging.getLogger("signvideo.mailbox")
 MAIL_CHANNEL = "signvideo_mail"
 QUEUE_CHANNEL = "signvideo_queue"
 MAILBOX_KEEP_SECONDS = 300
-# Enough to cover the moment between a commit and both ways its messages arrive.
-SENT_REMEMBERED = 50_000
 
 
 @dataclass
@@ -54,11 +52,7 @@ class Hub:
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # The mailbox ids this process has sent lately, oldest first: a message
-    # reaches it both by deliver_now and by its notification (or the poll),
-    # whichever comes first sends it, and the other skips it.
-    _sent: dict[int, None] = field(default_factory=dict)
-    _forgetting: set[asyncio.Task[None]] = field(default_factory=set)
+    _sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
 
     # Sockets -----------------------------------------------------------------
@@ -101,8 +95,6 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._forgetting:
-            await asyncio.gather(*self._forgetting, return_exceptions=True)
 
     def _on_mail(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
         recipient, _, raw_id = payload.rpartition(" ")
@@ -160,53 +152,41 @@ class Hub:
                 self._mail_ids.put_nowait(-1)
 
     async def deliver_now(self, mail: list[asyncpg.Record]) -> None:
-        """Send, straight after the commit that posted them, the messages
+        """Deliver, straight after the commit that posted them, the messages
         (id, recipient, payload) whose recipients this process holds, without
-        waiting for their notifications; their rows are deleted afterwards."""
-        mine = sorted(
-            (row for row in mail if row["recipient"] in self.sockets), key=lambda r: r["id"]
-        )
-        if not mine:
+        waiting for their notifications. Everything still waiting for those
+        recipients goes with them, in the order it was posted."""
+        recipients = {row["recipient"] for row in mail if row["recipient"] in self.sockets}
+        if recipients:
+            await self._take_and_send((Q["mailbox_take_recipients"], sorted(recipients)))
+
+    async def _take_and_send(self, *takes: tuple[str, list[Any]]) -> None:
+        """Delete the rows each (query, argument) selects and send them, in id
+        order. The delete claims a row for one sender only; one sender at a
+        time in this process, so that messages to one socket keep their order
+        whichever way they are fetched."""
+        if not takes:
             return
-        for row in mine:
-            ws = self.sockets.get(row["recipient"])
-            if ws is not None and not ws.closed and self._first_sending(row["id"]):
+        async with self._sending:
+            rows: list[asyncpg.Record] = []
+            for query, arg in takes:
+                rows.extend(await self.pool.fetch(query, arg))
+            for row in sorted(rows, key=lambda r: r["id"]):
+                ws = self.sockets.get(row["recipient"])
+                if ws is None or ws.closed:
+                    log.info("dropping message for %s: its socket has gone", row["recipient"])
+                    continue
                 await self._send(ws, row["payload"])
-        task = asyncio.create_task(self._forget([row["id"] for row in mine]))
-        self._forgetting.add(task)
-        task.add_done_callback(self._forgetting.discard)
-
-    def _first_sending(self, mail_id: int) -> bool:
-        """True the first time a message is about to be sent from here."""
-        if mail_id in self._sent:
-            return False
-        self._sent[mail_id] = None
-        if len(self._sent) > SENT_REMEMBERED:
-            del self._sent[next(iter(self._sent))]
-        return True
-
-    async def _forget(self, ids: list[int]) -> None:
-        try:
-            await self.pool.execute(Q["mailbox_forget"], ids)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            # Left for the poll, which finds them already sent.
-            log.warning("could not delete delivered messages (%s)", err)
 
     async def _deliver_batch(self, ids: list[int], sweep: bool) -> None:
-        rows: list[asyncpg.Record] = []
+        takes: list[tuple[str, list[Any]]] = []
         if ids:
-            rows.extend(await self.pool.fetch(Q["mailbox_take_ids"], ids))
+            takes.append((Q["mailbox_take_ids"], ids))
         if sweep and self.sockets:
-            rows.extend(await self.pool.fetch(Q["mailbox_take_recipients"], list(self.sockets)))
+            takes.append((Q["mailbox_take_recipients"], list(self.sockets)))
+        await self._take_and_send(*takes)
         if sweep:
             await self.pool.execute(Q["mailbox_expire"], MAILBOX_KEEP_SECONDS)
-        for row in sorted(rows, key=lambda r: r["id"]):
-            ws = self.sockets.get(row["recipient"])
-            if ws is None or ws.closed:
-                log.info("dropping message for %s: its socket has gone", row["recipient"])
-                continue
-            if self._first_sending(row["id"]):
-                await self._send(ws, row["payload"])
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:

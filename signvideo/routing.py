@@ -16,7 +16,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -113,9 +113,10 @@ class Joined:
     call_id: uuid.UUID
     token: str
     authority_slug: str
-    # Messages the join's matching round posted (offers and states), for
-    # Hub.deliver_now.
-    mail: list[asyncpg.Record] = field(default_factory=list)
+    # What the join's own matching round did: its messages (offers and
+    # states) are for Hub.deliver_now; if it skipped a pair, or failed, the
+    # matcher is to run again.
+    matched: Round | None = None
 
 
 def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
@@ -189,8 +190,15 @@ async def join_queue(
         )
         if row is None:
             raise QueueFull("The queue is full. Please try again in a few minutes.")
-        mail = await _match_round(con, match) if match is not None else []
-    return Joined(row["id"], token, slug, mail)
+        matched = Round([], 0)
+        if match is not None:
+            try:
+                async with con.transaction():  # a savepoint: the join stands if matching fails
+                    matched = await _match_round(con, match)
+            except asyncpg.PostgresError as err:
+                log.warning("matching inside a join failed (%s); the matcher will retry", err)
+                matched = Round([], 1)
+    return Joined(row["id"], token, slug, matched)
 
 
 async def position_of(
@@ -220,14 +228,22 @@ class Pair:
 
 
 def assign(
-    calls: list[asyncpg.Record], eligible: dict[tuple[str, str], list[int]], taken: set[int]
+    calls: list[asyncpg.Record],
+    eligible: dict[tuple[str, str], list[int]],
+    taken: set[int],
+    seen: set[uuid.UUID],
 ) -> list[Pair]:
     """Greedy matching, the same as matching one pair at a time: each call in
     dispatch order gets the eligible free interpreter idle longest who has not
     declined it and is not already `taken` (which this adds to); a call that
-    nobody free can take keeps its place."""
+    nobody free can take keeps its place. A call already `seen` on an earlier
+    page is passed over (pages are read one statement each, and a call put
+    back in the queue meanwhile moves the rest down a place)."""
     pairs = []
     for call in calls:
+        if call["id"] in seen:
+            continue
+        seen.add(call["id"])
         declined = set(call["declined"])
         for interpreter_id in eligible[(call["language"], call["specialism"] or "")]:
             if interpreter_id not in taken and interpreter_id not in declined:
@@ -237,23 +253,37 @@ def assign(
     return pairs
 
 
+@dataclass(frozen=True)
+class Round:
+    """What a matching round did: the messages it posted, and how many offers
+    it meant to make (a pair whose call or interpreter changed meanwhile is
+    left out, and wants another round)."""
+
+    mail: list[asyncpg.Record]
+    pairs: int
+
+    @property
+    def offers(self) -> int:
+        return sum(1 for row in self.mail if row["payload"]["type"] == "offer")
+
+    @property
+    def skipped(self) -> bool:
+        return self.offers < self.pairs
+
+
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns
     offers made. One transaction (see _match_round)."""
-    return offers_in(await match_round(pool, config))
+    return (await match_round(pool, config)).offers
 
 
-def offers_in(mail: list[asyncpg.Record]) -> int:
-    return sum(1 for row in mail if row["payload"]["type"] == "offer")
-
-
-async def match_round(pool: asyncpg.Pool, config: Config) -> list[asyncpg.Record]:
-    """One matching round in its own transaction; returns the messages posted."""
+async def match_round(pool: asyncpg.Pool, config: Config) -> Round:
+    """One matching round in its own transaction."""
     async with pool.acquire() as con, con.transaction():
         return await _match_round(con, config)
 
 
-async def _match_round(con: asyncpg.Connection, config: Config) -> list[asyncpg.Record]:
+async def _match_round(con: asyncpg.Connection, config: Config) -> Round:
     """Inside a transaction, under the matcher lock: the free interpreters by
     kind of call, then the waiting calls of those kinds in dispatch order, a
     page at a time until every free interpreter has an offer or no call is
@@ -264,7 +294,7 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> list[asyncpg.
         for row in await con.fetch(Q["free_interpreters_by_kind"])
     }
     if not eligible:
-        return []
+        return Round([], 0)
     free = len({i for ids in eligible.values() for i in ids})
     # A page has a call for every free interpreter and some to spare for
     # calls that free interpreters have declined.
@@ -272,6 +302,7 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> list[asyncpg.
     languages = [language for language, _ in eligible]
     specialisms = [specialism for _, specialism in eligible]
     taken: set[int] = set()
+    seen: set[uuid.UUID] = set()
     pairs: list[Pair] = []
     offset = 0
     while len(taken) < free:
@@ -283,11 +314,11 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> list[asyncpg.
             page,
             offset,
         )
-        pairs.extend(assign(calls, eligible, taken))
+        pairs.extend(assign(calls, eligible, taken, seen))
         if len(calls) < page:
             break
         offset += page
-    return await _make_offers(con, pairs, config) if pairs else []
+    return Round(await _make_offers(con, pairs, config) if pairs else [], len(pairs))
 
 
 async def _make_offers(
@@ -352,9 +383,13 @@ class Matcher:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self.deliver(await match_round(self.pool, self.config))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                log.warning("matching failed (%s); retrying", err)
+                done = await match_round(self.pool, self.config)
+                await self.deliver(done.mail)
+                if done.skipped:
+                    self._wake.set()
+            except Exception:
+                # Whatever it was, matching must not stop in this process.
+                log.exception("matching failed; retrying")
                 await asyncio.sleep(0.5)
                 self._wake.set()
 

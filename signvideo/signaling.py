@@ -225,12 +225,19 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             process_id=process,
             match=config,  # offered, if an interpreter is free, with the join's commit
         )
-        await hub.deliver_now(joined.mail)
         call_id = joined.call_id
-        # The socket takes its mail only after `queued`, so that nothing
-        # about the call can reach the caller before it.
-        await queued_reply(joined.token, joined.authority_slug, resumed=False)
-        hub.register(routing.caller_key(call_id), conn.ws)
+        try:
+            if joined.matched is not None:
+                await hub.deliver_now(joined.matched.mail)
+                if joined.matched.skipped:
+                    matcher.kick()
+            await queued_reply(joined.token, joined.authority_slug, resumed=False)
+        finally:
+            # The socket takes its mail only after `queued`, so that nothing
+            # about the call reaches the caller before it; but it takes it
+            # whatever happens, so that the call is never left without its
+            # socket (and a drop is noticed).
+            hub.register(routing.caller_key(call_id), conn.ws)
 
     async def on_resume(data: dict[str, Any]) -> None:
         nonlocal call_id

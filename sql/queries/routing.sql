@@ -192,6 +192,9 @@ FROM me;
 -- message (JSON text), $5 the seconds an offer stands. A call whose caller
 -- left or dropped since it was read is skipped, and so is an interpreter
 -- who is no longer free: both rows are locked and checked as they are now.
+-- A row another transaction is changing is skipped rather than waited for
+-- (SKIP LOCKED: waiting on rows in the plan's order could deadlock with a
+-- sweep that changes many rows); the round reports the pairs it skipped.
 -- Each offer is logged, the interpreter's state changed and logged, and both
 -- messages posted, the offer first; returns the messages (id, recipient,
 -- payload), which a process holding the recipient may send at once.
@@ -202,13 +205,13 @@ WITH pairs AS (
 waiting AS (
     SELECT c.id FROM calls c
     WHERE c.id = ANY ($1::uuid[]) AND c.state = 'queued' AND c.caller_gone_at IS NULL
-    FOR UPDATE
+    FOR UPDATE SKIP LOCKED
 ),
 free AS (
     SELECT s.user_id FROM interpreter_status s
     WHERE s.user_id = ANY ($2::bigint[]) AND s.state = 'available'
       AND s.console_gone_at IS NULL
-    FOR UPDATE
+    FOR UPDATE SKIP LOCKED
 ),
 ok AS MATERIALIZED (
     SELECT p.* FROM pairs p
@@ -318,9 +321,6 @@ RETURNING id, recipient, payload;
 -- name: mailbox_take_recipients
 DELETE FROM mailbox WHERE recipient = ANY($1::text[])
 RETURNING id, recipient, payload;
-
--- name: mailbox_forget
-DELETE FROM mailbox WHERE id = ANY($1::bigint[]);
 
 -- name: mailbox_expire
 DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);
