@@ -321,6 +321,20 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> Round:
     return Round(await _make_offers(con, pairs, config) if pairs else [], len(pairs))
 
 
+def offer_message(call_id: uuid.UUID, call: asyncpg.Record, expires_in: float) -> dict[str, Any]:
+    """The `offer` a console is sent; `call` has slug, name, language,
+    specialism and waited_seconds."""
+    return {
+        "type": "offer",
+        "call_id": str(call_id),
+        "authority": {"slug": call["slug"], "name": call["name"]},
+        "language": call["language"],
+        "specialism": call["specialism"],
+        "waited_seconds": call["waited_seconds"],
+        "expires_in": expires_in,
+    }
+
+
 async def _make_offers(
     con: asyncpg.Connection, pairs: list[Pair], config: Config
 ) -> list[asyncpg.Record]:
@@ -328,16 +342,7 @@ async def _make_offers(
     offers, states = [], []
     for pair in pairs:
         call = pair.call
-        offer = {
-            "type": "offer",
-            "call_id": str(call["id"]),
-            "authority": {"slug": call["slug"], "name": call["name"]},
-            "language": call["language"],
-            "specialism": call["specialism"],
-            "waited_seconds": call["waited_seconds"],
-            "expires_in": config.offer_timeout,
-        }
-        offers.append(json.dumps(offer))
+        offers.append(json.dumps(offer_message(call["id"], call, config.offer_timeout)))
         # The state changes at now(), the transaction's time, read with the calls.
         states.append(json.dumps(state_message("offered", call["id"], None, call["now"], None)))
     mail: list[asyncpg.Record] = await con.fetch(

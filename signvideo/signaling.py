@@ -440,17 +440,7 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
         return
     call = await conn.pool.fetchrow(Q["call_resend"], status["call_id"])
     if status["state"] == "offered" and call["state"] == "offered":
-        await conn.send(
-            {
-                "type": "offer",
-                "call_id": str(status["call_id"]),
-                "authority": {"slug": call["slug"], "name": call["name"]},
-                "language": call["language"],
-                "specialism": call["specialism"],
-                "waited_seconds": call["waited_seconds"],
-                "expires_in": max(call["expires_in"], 0),
-            }
-        )
+        await conn.send(routing.offer_message(status["call_id"], call, max(call["expires_in"], 0)))
     elif status["state"] == "in_call" and call["state"] == "answered":
         await conn.send(
             routing.connected_message(
