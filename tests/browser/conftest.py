@@ -45,6 +45,15 @@ def chromium_executable() -> str:
     pytest.fail("Chromium not found: install Debian's chromium package (apt-get install chromium)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test takes seconds; one that hangs fails after 90 s (the
+    suite-wide limit is 180 s), so that a few hung ones cannot stall a run."""
+    browser_dir = Path(__file__).parent
+    for item in items:
+        if browser_dir in item.path.parents:
+            item.add_marker(pytest.mark.timeout(90))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
