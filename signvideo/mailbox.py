@@ -182,7 +182,13 @@ class Hub:
         takes: list[tuple[str, list[Any]]] = []
         if ids:
             takes.append((Q["mailbox_take_ids"], ids))
-        if sweep and self.sockets:
+        # The poll first looks without the sending lock: usually nothing is
+        # waiting, and the sends straight after commits need not queue behind it.
+        if (
+            sweep
+            and self.sockets
+            and await self.pool.fetchval(Q["mailbox_has_mail"], list(self.sockets))
+        ):
             takes.append((Q["mailbox_take_recipients"], list(self.sockets)))
         await self._take_and_send(*takes)
         if sweep:

@@ -318,6 +318,10 @@ SELECT pg_notify('signvideo_mail', $1 || ' ' || m.id) FROM m;
 DELETE FROM mailbox WHERE id = ANY($1::bigint[])
 RETURNING id, recipient, payload;
 
+-- name: mailbox_has_mail
+-- Whether anything waits for these recipients (read without taking it).
+SELECT EXISTS (SELECT 1 FROM mailbox WHERE recipient = ANY($1::text[]));
+
 -- name: mailbox_take_recipients
 DELETE FROM mailbox WHERE recipient = ANY($1::text[])
 RETURNING id, recipient, payload;
