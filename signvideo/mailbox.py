@@ -157,8 +157,14 @@ class Hub:
         waiting for their notifications. Everything still waiting for those
         recipients goes with them, in the order it was posted."""
         recipients = {row["recipient"] for row in mail if row["recipient"] in self.sockets}
-        if recipients:
+        if not recipients:
+            return
+        try:
             await self._take_and_send((Q["mailbox_take_recipients"], sorted(recipients)))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            # The messages are committed: their notification or the poll
+            # delivers them. The change that posted them stands.
+            log.warning("could not deliver at once (%s); the mailbox will", err)
 
     async def _take_and_send(self, *takes: tuple[str, list[Any]]) -> None:
         """Delete the rows each (query, argument) selects and send them, in id

@@ -113,10 +113,8 @@ class Joined:
     call_id: uuid.UUID
     token: str
     authority_slug: str
-    # What the join's own matching round did: its messages (offers and
-    # states) are for Hub.deliver_now; if it skipped a pair, or failed, the
-    # matcher is to run again.
-    matched: Round | None = None
+    # What the join's own matching round did (see Round).
+    matched: Round
 
 
 def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
@@ -190,14 +188,14 @@ async def join_queue(
         )
         if row is None:
             raise QueueFull("The queue is full. Please try again in a few minutes.")
-        matched = Round([], 0)
+        matched = Round([], again=False)
         if match is not None:
             try:
                 async with con.transaction():  # a savepoint: the join stands if matching fails
                     matched = await _match_round(con, match)
             except asyncpg.PostgresError as err:
                 log.warning("matching inside a join failed (%s); the matcher will retry", err)
-                matched = Round([], 1)
+                matched = Round([], again=True)
     return Joined(row["id"], token, slug, matched)
 
 
@@ -255,26 +253,22 @@ def assign(
 
 @dataclass(frozen=True)
 class Round:
-    """What a matching round did: the messages it posted, and how many offers
-    it meant to make (a pair whose call or interpreter changed meanwhile is
-    left out, and wants another round)."""
+    """What a matching round did: the messages it posted (for
+    Hub.deliver_now), and whether matching should run again because the
+    round left out a pair whose call or interpreter was changing, or failed."""
 
     mail: list[asyncpg.Record]
-    pairs: int
+    again: bool
 
-    @property
-    def offers(self) -> int:
-        return sum(1 for row in self.mail if row["payload"]["type"] == "offer")
 
-    @property
-    def skipped(self) -> bool:
-        return self.offers < self.pairs
+def offers_in(mail: list[asyncpg.Record]) -> int:
+    return sum(1 for row in mail if row["payload"]["type"] == "offer")
 
 
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns
     offers made. One transaction (see _match_round)."""
-    return (await match_round(pool, config)).offers
+    return offers_in((await match_round(pool, config)).mail)
 
 
 async def match_round(pool: asyncpg.Pool, config: Config) -> Round:
@@ -294,7 +288,7 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> Round:
         for row in await con.fetch(Q["free_interpreters_by_kind"])
     }
     if not eligible:
-        return Round([], 0)
+        return Round([], again=False)
     free = len({i for ids in eligible.values() for i in ids})
     # A page has a call for every free interpreter and some to spare for
     # calls that free interpreters have declined.
@@ -318,7 +312,10 @@ async def _match_round(con: asyncpg.Connection, config: Config) -> Round:
         if len(calls) < page:
             break
         offset += page
-    return Round(await _make_offers(con, pairs, config) if pairs else [], len(pairs))
+    if not pairs:
+        return Round([], again=False)
+    mail = await _make_offers(con, pairs, config)
+    return Round(mail, again=offers_in(mail) < len(pairs))
 
 
 def offer_message(call_id: uuid.UUID, call: asyncpg.Record, expires_in: float) -> dict[str, Any]:
@@ -390,7 +387,7 @@ class Matcher:
             try:
                 done = await match_round(self.pool, self.config)
                 await self.deliver(done.mail)
-                if done.skipped:
+                if done.again:
                     self._wake.set()
             except Exception:
                 # Whatever it was, matching must not stop in this process.

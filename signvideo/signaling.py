@@ -227,10 +227,9 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         )
         call_id = joined.call_id
         try:
-            if joined.matched is not None:
-                await hub.deliver_now(joined.matched.mail)
-                if joined.matched.skipped:
-                    matcher.kick()
+            await hub.deliver_now(joined.matched.mail)
+            if joined.matched.again:
+                matcher.kick()
             await queued_reply(joined.token, joined.authority_slug, resumed=False)
         finally:
             # The socket takes its mail only after `queued`, so that nothing

@@ -182,3 +182,20 @@ async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
         assert await routing.position_of(pool, call_id, 300) == whole[call_id], call_id
     await routing.end_call(pool, calls[0], "caller_left", "caller", RULES)
     assert await routing.position_of(pool, calls[0], 300) is None
+
+
+async def test_a_failed_direct_delivery_leaves_the_change_standing(
+    database_url: str, seeded: None
+) -> None:
+    """Hub.deliver_now runs after the commit that posted the messages; if the
+    database is away then, it must not fail the join or match that called it
+    (the messages wait in the mailbox for the notification or the poll)."""
+    from aiohttp import web
+
+    from signvideo.mailbox import Hub
+
+    closed = await create_pool(database_url, min_size=1, max_size=1)
+    await closed.close()
+    hub = Hub(closed, database_url)
+    hub.register("interpreter:1", web.WebSocketResponse())
+    await hub.deliver_now([{"id": 1, "recipient": "interpreter:1", "payload": {"type": "offer"}}])
