@@ -117,22 +117,17 @@ GROUP BY k.language, k.specialism;
 
 -- name: calls_in_dispatch_order
 -- $4 waiting calls, after the first $5, of the kinds given ($2 languages, $3
--- specialisms, '' for none), in dispatch order, with the interpreters who
--- declined each. Dispatch order: priority first; then callers waiting longer
--- than the ceiling ($1 s), oldest first; then callers still inside their
--- window, nearest deadline first; then callers past their window, oldest
--- first. Callers whose connection has dropped keep their place but are not
--- offered until they return.
+-- specialisms, '' for none), in dispatch order (migration 0004; $1 the wait
+-- ceiling in seconds), with the interpreters who declined each. Callers whose
+-- connection has dropped keep their place but are not offered until they
+-- return.
 SELECT w.id, w.language, w.specialism, w.slug, w.name, w.waited_seconds, now() AS now,
        ARRAY(SELECT d.interpreter_id FROM call_declines d WHERE d.call_id = w.id) AS declined
 FROM (
     SELECT c.id, c.language, c.specialism, a.slug, a.name, c.priority, c.queued_at,
            extract(epoch FROM now() - c.queued_at)::integer AS waited_seconds,
-           CASE WHEN now() - c.queued_at > make_interval(secs => $1) THEN 0
-                WHEN c.deadline_at >= now() THEN 1 ELSE 2 END AS band,
-           CASE WHEN now() - c.queued_at <= make_interval(secs => $1)
-                     AND c.deadline_at >= now() THEN c.deadline_at
-                ELSE c.queued_at END AS due
+           dispatch_band(c.queued_at, c.deadline_at, $1) AS band,
+           dispatch_due(c.queued_at, c.deadline_at, $1) AS due
     FROM calls c
     JOIN authorities a ON a.id = c.authority_id
     WHERE c.state = 'queued' AND c.caller_gone_at IS NULL
@@ -145,16 +140,14 @@ ORDER BY w.priority DESC, w.band, w.due, w.queued_at, w.id;
 
 -- name: waiting_positions
 -- Each waiting call's place among the calls of its language, in dispatch
--- order (see next_match); calls being offered are at the front.
+-- order (migration 0004; $2 the wait ceiling); calls being offered are at
+-- the front.
 WITH w AS (
     SELECT c.id, row_number() OVER (
         PARTITION BY c.language
         ORDER BY (c.state = 'offered') DESC, c.priority DESC,
-                 CASE WHEN now() - c.queued_at > make_interval(secs => $2) THEN 0
-                      WHEN c.deadline_at >= now() THEN 1 ELSE 2 END,
-                 CASE WHEN now() - c.queued_at <= make_interval(secs => $2)
-                           AND c.deadline_at >= now() THEN c.deadline_at
-                      ELSE c.queued_at END,
+                 dispatch_band(c.queued_at, c.deadline_at, $2),
+                 dispatch_due(c.queued_at, c.deadline_at, $2),
                  c.queued_at, c.id) AS position,
            c.language
     FROM calls c WHERE c.state IN ('queued', 'offered')
@@ -169,11 +162,8 @@ SELECT id, position, language FROM w WHERE id = ANY ($1::uuid[]);
 WITH keyed AS (
     SELECT c.id, c.language,
            c.state <> 'offered' AS not_offered, -c.priority AS priority,
-           CASE WHEN now() - c.queued_at > make_interval(secs => $2) THEN 0
-                WHEN c.deadline_at >= now() THEN 1 ELSE 2 END AS band,
-           CASE WHEN now() - c.queued_at <= make_interval(secs => $2)
-                     AND c.deadline_at >= now() THEN c.deadline_at
-                ELSE c.queued_at END AS due,
+           dispatch_band(c.queued_at, c.deadline_at, $2) AS band,
+           dispatch_due(c.queued_at, c.deadline_at, $2) AS due,
            c.queued_at
     FROM calls c WHERE c.state IN ('queued', 'offered')
 ),
