@@ -34,7 +34,7 @@ import asyncpg
 
 from signvideo import demo
 from signvideo.auth import hash_password
-from signvideo.db import init_connection, migrate
+from signvideo.db import init_connection, migrate, start_embedded
 from signvideo.hours import ALWAYS_OPEN
 from tests.servers import ServerProcess, running_server
 
@@ -51,21 +51,16 @@ def raise_file_limit() -> int:
 
 @contextlib.asynccontextmanager
 async def postgres_server() -> AsyncIterator[str]:
+    """DATABASE_URL, or the service's own embedded PostgreSQL in a temporary
+    folder, stopped and deleted afterwards."""
     given = os.environ.get("DATABASE_URL")
     if given:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="signvideo-bench-pg-") as tmp:
-        runtime = Path(tmp) / "run"
-        runtime.mkdir(mode=0o700)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-        import pgserver
-
-        server = await asyncio.to_thread(
-            pgserver.get_server, Path(tmp) / "pgdata", cleanup_mode="delete"
-        )
+        server, url = await asyncio.to_thread(start_embedded, Path(tmp))
         try:
-            yield server.get_uri()
+            yield url
         finally:
             await asyncio.to_thread(server.cleanup)
 
@@ -214,6 +209,36 @@ async def open_console(http: aiohttp.ClientSession, server: ServerProcess, sessi
     client = Client(ws).start()
     await client.expect("state")
     return client
+
+
+async def fill_queue(
+    http: aiohttp.ClientSession, server: ServerProcess, url: str, count: int, language: str
+) -> list[Client]:
+    """`count` callers waiting for `language`, 20 joining at a time; returns
+    once the database holds them all. Nobody reads what they are sent."""
+
+    async def join(_n: int) -> Client:
+        caller = await open_caller(http, server)
+        caller.keep = False
+        await caller.send(type="join", authority=BENCH_SLUG, language=language)
+        return caller
+
+    callers = await gather_limited(count, 20, join)
+    con = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + 300
+        while (
+            await con.fetchval(
+                "SELECT count(*) FROM calls WHERE state = 'queued' AND language = $1", language
+            )
+            < count
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {count} callers did not all join")
+            await asyncio.sleep(0.5)
+    finally:
+        await con.close()
+    return callers
 
 
 async def gather_limited(count: int, limit: int, make: Callable[[int], Any]) -> list[Any]:

@@ -24,6 +24,7 @@ import asyncio
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -34,8 +35,8 @@ from bench.harness import (
     add_interpreters,
     client_session,
     database_settings,
+    fill_queue,
     fresh_database,
-    gather_limited,
     machine,
     one_server,
     open_caller,
@@ -118,7 +119,7 @@ async def run(
     bsl_only: list[tuple[int, str]],
     bsl_isl: list[tuple[int, str]],
     samples: int,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     offers: asyncio.Queue[tuple[float, Client, dict[str, object]]] = asyncio.Queue()
 
     def on_console_message(client: Client, at: float, data: dict[str, object]) -> None:
@@ -138,19 +139,9 @@ async def run(
         await console.expect("state", state="available")
         consoles.append(console)
 
-    async def join_isl(_n: int) -> Client:
-        caller = await open_caller(http, server)
-        caller.keep = False  # only position updates come; nobody reads them
-        await caller.send(type="join", authority=BENCH_SLUG, language="ISL")
-        return caller
-
-    waiting = await gather_limited(WAITING, 20, join_isl)
+    waiting = await fill_queue(http, server, url, WAITING, "ISL")
     db = await asyncpg.connect(url)
     await db.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, at timestamptz)")
-    deadline = time.monotonic() + 120
-    while await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'") < WAITING:
-        assert time.monotonic() < deadline, "the waiting callers did not all join"
-        await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # let the position updates for the joins settle
 
     floor_caller = await open_caller(http, server)

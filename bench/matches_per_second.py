@@ -22,16 +22,14 @@ from tempfile import TemporaryDirectory
 import asyncpg
 
 from bench.harness import (
-    BENCH_SLUG,
     Client,
     add_interpreters,
     client_session,
     database_settings,
+    fill_queue,
     fresh_database,
-    gather_limited,
     machine,
     one_server,
-    open_caller,
     open_console,
     postgres_server,
     raise_file_limit,
@@ -67,16 +65,8 @@ async def main(seconds: float) -> None:
                         sending.add(task)
                         task.add_done_callback(sending.discard)
 
-                async def join(_n: int) -> Client:
-                    caller = await open_caller(http, server)
-                    caller.keep = False
-                    await caller.send(type="join", authority=BENCH_SLUG)
-                    return caller
-
-                callers = await gather_limited(WAITING, 20, join)
+                callers = await fill_queue(http, server, url, WAITING, "BSL")
                 db = await asyncpg.connect(url)
-                while await db.fetchval("SELECT count(*) FROM calls") < WAITING:
-                    await asyncio.sleep(0.5)
 
                 consoles = []
                 for _user_id, session in interpreters:

@@ -17,6 +17,7 @@ import asyncio
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import aiohttp
 import psutil
@@ -53,7 +54,7 @@ async def main(count: int) -> None:
     report(figures)
 
 
-async def run(http: aiohttp.ClientSession, server: ServerProcess, count: int) -> dict[str, object]:
+async def run(http: aiohttp.ClientSession, server: ServerProcess, count: int) -> dict[str, Any]:
     last_message = time.perf_counter()
     moved_at: dict[str, float] = {}
     watching = False
