@@ -58,7 +58,7 @@ async def postgres_server() -> AsyncIterator[str]:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="signvideo-bench-pg-") as tmp:
-        server, url = await asyncio.to_thread(start_embedded, Path(tmp))
+        server, url = await asyncio.to_thread(start_embedded, Path(tmp), keep=False)
         try:
             yield url
         finally:

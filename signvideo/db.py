@@ -122,11 +122,12 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     return pool
 
 
-def start_embedded(data_dir: Path) -> tuple[Any, str]:
+def start_embedded(data_dir: Path, *, keep: bool = True) -> tuple[Any, str]:
     """Start (or reuse) the embedded PostgreSQL kept in ``data_dir/pgdata``.
 
     Returns the server handle, which must stay referenced while it is used,
-    and its connection URI. The data folder is kept between runs.
+    and its connection URI. The data folder is kept between runs; with
+    ``keep=False`` (tests, benchmarks) the server's ``cleanup()`` deletes it.
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -138,5 +139,7 @@ def start_embedded(data_dir: Path) -> tuple[Any, str]:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     from pgserver import postgres_server
 
-    server = postgres_server.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = postgres_server.get_server(
+        data_dir / "pgdata", cleanup_mode="stop" if keep else "delete"
+    )
     return server, server.get_uri()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from signvideo.db import migrate
+from signvideo.db import migrate, start_embedded
 
 TEMPLATE_DB = "signvideo_test_template"
 
@@ -36,14 +36,9 @@ def postgres_server_url() -> Iterator[str]:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="signvideo-pg-") as tmp:
-        runtime = Path(tmp) / "run"
-        runtime.mkdir(mode=0o700)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-        import pgserver
-
-        server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        server, url = start_embedded(Path(tmp), keep=False)
         try:
-            yield server.get_uri()
+            yield url
         finally:
             server.cleanup()
 
