@@ -116,7 +116,7 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("sweep failed: %s", err)
 
-    matcher = app[MATCHER] = routing.Matcher(app[POOL], app[CONFIG], app[HUB].deliver_now)
+    matcher = app[MATCHER] = routing.Matcher(app[POOL], app[CONFIG], app[HUB])
     matcher.start()
     task = asyncio.create_task(sweep(), name="offer-sweeper")
     yield

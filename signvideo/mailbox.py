@@ -29,7 +29,9 @@ log = logging.getLogger("signvideo.mailbox")
 
 MAIL_CHANNEL = "signvideo_mail"
 QUEUE_CHANNEL = "signvideo_queue"
+AUTHORITIES_CHANNEL = "signvideo_authorities"
 MAILBOX_KEEP_SECONDS = 300
+INTERPRETER_PREFIX = routing.interpreter_key(0).removesuffix("0")
 
 
 @dataclass
@@ -48,12 +50,19 @@ class Hub:
     position_interval: float = 1.0
     position_refresh: float = 5.0
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    # The interpreters among the recipients of `sockets`, for matching rounds.
+    interpreters: set[int] = field(default_factory=set)
     waiting: dict[uuid.UUID, WaitingCaller] = field(default_factory=dict)
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
+    # What joins check about authorities, forgotten when they change.
+    authorities: routing.AuthorityCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorities = routing.AuthorityCache(self.pool)
 
     # Sockets -----------------------------------------------------------------
 
@@ -61,6 +70,8 @@ class Hub:
         """Hold ``ws`` for ``recipient``; returns the socket it replaces, if any."""
         previous = self.sockets.get(recipient)
         self.sockets[recipient] = ws
+        if recipient.startswith(INTERPRETER_PREFIX):
+            self.interpreters.add(int(recipient.removeprefix(INTERPRETER_PREFIX)))
         # Anything posted before the socket was here is fetched at once.
         self._mail_ids.put_nowait(-1)
         return previous if previous is not ws else None
@@ -69,6 +80,8 @@ class Hub:
         """Forget ``ws``; False if another socket has since taken the recipient over."""
         if self.sockets.get(recipient) is ws:
             del self.sockets[recipient]
+            if recipient.startswith(INTERPRETER_PREFIX):
+                self.interpreters.discard(int(recipient.removeprefix(INTERPRETER_PREFIX)))
             return True
         return False
 
@@ -104,6 +117,9 @@ class Hub:
     def _on_queue(self, _con: object, _pid: int, _channel: str, _payload: str) -> None:
         self._queue_changed.set()
 
+    def _on_authorities(self, _con: object, _pid: int, _channel: str, _payload: str) -> None:
+        self.authorities.forget()
+
     async def _listen(self) -> None:
         """Keep one LISTEN connection open, reconnecting after a failure."""
         while True:
@@ -112,8 +128,10 @@ class Hub:
                 con = await asyncpg.connect(self.dsn)
                 await con.add_listener(MAIL_CHANNEL, self._on_mail)
                 await con.add_listener(QUEUE_CHANNEL, self._on_queue)
+                await con.add_listener(AUTHORITIES_CHANNEL, self._on_authorities)
                 self.listening.set()
-                # Messages sent while we were not listening are picked up now.
+                # Changes told while we were not listening are picked up now.
+                self.authorities.forget()
                 self._mail_ids.put_nowait(-1)
                 self._queue_changed.set()
                 lost = asyncio.Event()
@@ -124,6 +142,7 @@ class Hub:
                 log.warning("LISTEN connection failed (%s); retrying in 1 s", err)
             finally:
                 self.listening.clear()
+                self.authorities.forget(keep=False)  # changes would go unheard
                 if con is not None and not con.is_closed():
                     await con.close()
             await asyncio.sleep(1)
@@ -151,20 +170,21 @@ class Hub:
                 await asyncio.sleep(0.5)
                 self._mail_ids.put_nowait(-1)
 
-    async def deliver_now(self, mail: list[asyncpg.Record]) -> None:
-        """Deliver, straight after the commit that posted them, the messages
-        (id, recipient, payload) whose recipients this process holds, without
-        waiting for their notifications. Everything still waiting for those
-        recipients goes with them, in the order it was posted."""
-        recipients = {row["recipient"] for row in mail if row["recipient"] in self.sockets}
-        if not recipients:
+    def local_interpreters(self) -> list[int]:
+        """The interpreters whose consoles this process holds: a matching
+        round hands back their messages for send_taken instead of storing them."""
+        return list(self.interpreters)
+
+    async def send_taken(self, mail: list[dict[str, Any]]) -> None:
+        """Send, straight after the commit that took them from the mailbox (or
+        never stored them), messages ({recipient, payload}, in order) for
+        sockets this process holds. After whatever this process is sending
+        already, so that messages to one socket keep their order."""
+        if not mail:
             return
-        try:
-            await self._take_and_send((Q["mailbox_take_recipients"], sorted(recipients)))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            # The messages are committed: their notification or the poll
-            # delivers them. The change that posted them stands.
-            log.warning("could not deliver at once (%s); the mailbox will", err)
+        async with self._sending:
+            for message in mail:
+                await self._send_to(message["recipient"], message["payload"])
 
     async def _take_and_send(self, *takes: tuple[str, list[Any]]) -> None:
         """Delete the rows each (query, argument) selects and send them, in id
@@ -178,11 +198,15 @@ class Hub:
             for query, arg in takes:
                 rows.extend(await self.pool.fetch(query, arg))
             for row in sorted(rows, key=lambda r: r["id"]):
-                ws = self.sockets.get(row["recipient"])
-                if ws is None or ws.closed:
-                    log.info("dropping message for %s: its socket has gone", row["recipient"])
-                    continue
-                await self._send(ws, row["payload"])
+                await self._send_to(row["recipient"], row["payload"])
+
+    async def _send_to(self, recipient: str, payload: dict[str, Any]) -> None:
+        ws = self.sockets.get(recipient)
+        if ws is None or ws.closed:
+            # Its owner reconnects and is told where things stand.
+            log.info("dropping message for %s: its socket has gone", recipient)
+            return
+        await self._send(ws, payload)
 
     async def _deliver_batch(self, ids: list[int], sweep: bool) -> None:
         takes: list[tuple[str, list[Any]]] = []

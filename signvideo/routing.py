@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import secrets
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -143,60 +143,103 @@ async def join_queue(
     process_id: uuid.UUID | None = None,
     now: dt.datetime | None = None,
     match: Config | None = None,
+    local_interpreters: Collection[int] = (),
+    authorities: AuthorityCache | None = None,
 ) -> Joined:
     """Put a caller in the queue; with `match` (the settings), also run a
     matching round in the same transaction, so that a caller who can be
-    answered at once is offered with the join's own commit."""
+    answered at once is offered with the join's own commit (messages for the
+    `local_interpreters`, whose consoles this process holds, come back in
+    the round's mail). One round trip for the join itself (join_queue in
+    migration 0005), and one for the checks unless `authorities` has them."""
+    if authorities is None:
+        authority = await pool.fetchrow(Q["authority_for_join"], slug)
+    else:
+        authority = await authorities.get(slug)
+    if authority is None:
+        raise NotFound(f"There is no service called {slug!r}. Check the link you were given.")
+    language = language or authority["languages"][0]
+    if language not in authority["languages"]:
+        offered = ", ".join(authority["languages"])
+        raise InvalidField(f'"language" {language!r} is not offered here; choose {offered}.')
+    if specialism is not None and specialism not in authority["specialisms"]:
+        raise InvalidField(f'"specialism" {specialism!r} is not a kind of call we know.')
+    now = now or dt.datetime.now(dt.UTC)
+    closures = tuple(
+        Closure(first, last, reason)
+        for first, last, reason in zip(
+            authority["first_days"] or (),
+            authority["last_days"] or (),
+            authority["reasons"] or (),
+            strict=True,
+        )
+    )
+    opening = open_state(_schedule(authority, closures), now)
+    if not opening.is_open:
+        when = ""
+        if opening.next_open:
+            words = describe_opening(opening.next_open, now, authority["time_zone"])
+            when = f" It opens again {words}."
+        raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
     token = secrets.token_urlsafe(24)
-    async with pool.acquire() as con, con.transaction():
-        authority = await con.fetchrow(Q["authority_for_join"], slug)
-        if authority is None:
-            raise NotFound(f"There is no service called {slug!r}. Check the link you were given.")
-        language = language or authority["languages"][0]
-        if language not in authority["languages"]:
-            offered = ", ".join(authority["languages"])
-            raise InvalidField(f'"language" {language!r} is not offered here; choose {offered}.')
-        if specialism is not None and await con.fetchrow(Q["specialism"], specialism) is None:
-            raise InvalidField(f'"specialism" {specialism!r} is not a kind of call we know.')
-        now = now or authority["now"]
-        closures = tuple(
-            Closure(first, last, reason)
-            for first, last, reason in zip(
-                authority["first_days"] or (),
-                authority["last_days"] or (),
-                authority["reasons"] or (),
-                strict=True,
-            )
+    row = await pool.fetchrow(
+        Q["join_queue"],
+        authority["id"],
+        token_digest(token),
+        language,
+        specialism,
+        process_id,
+        {"authority": slug, "language": language, "specialism": specialism},
+        match is not None,
+        match.wait_ceiling if match else 0.0,
+        match.offer_timeout if match else 0.0,
+        MATCH_SPARE_CALLS,
+        list(local_interpreters),
+    )
+    if row["call_id"] is None:
+        raise QueueFull("The queue is full. Please try again in a few minutes.")
+    if row["match_error"] is not None:
+        log.warning(
+            "matching inside a join failed (%s); the matcher will retry", row["match_error"]
         )
-        opening = open_state(_schedule(authority, closures), now)
-        if not opening.is_open:
-            when = ""
-            if opening.next_open:
-                words = describe_opening(opening.next_open, now, authority["time_zone"])
-                when = f" It opens again {words}."
-            raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
-        row = await con.fetchrow(
-            Q["enqueue_call"],
-            authority["id"],
-            token_digest(token),
-            language,
-            specialism,
-            authority["answer_seconds"],
-            process_id,
-            authority["max_queue_length"],
-            {"authority": slug, "language": language, "specialism": specialism},
-        )
-        if row is None:
-            raise QueueFull("The queue is full. Please try again in a few minutes.")
-        matched = Round([], again=False)
-        if match is not None:
-            try:
-                async with con.transaction():  # a savepoint: the join stands if matching fails
-                    matched = await _match_round(con, match)
-            except asyncpg.PostgresError as err:
-                log.warning("matching inside a join failed (%s); the matcher will retry", err)
-                matched = Round([], again=True)
-    return Joined(row["id"], token, slug, matched)
+    return Joined(row["call_id"], token, slug, _round(row))
+
+
+# How long a process keeps what joins check about an authority, at most: the
+# database says when it changes (AuthorityCache.forget), and closures are read
+# from yesterday on, so a day's turn is caught within this.
+AUTHORITY_KEEP_SECONDS = 60.0
+
+
+class AuthorityCache:
+    """What a join checks about its authority (authority_for_join), kept in
+    this process from the first join, while `keeping` (the Hub keeps it only
+    while it listens for changes): the Hub forgets it all when the database
+    says that authorities, closures or specialisms changed."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.keeping = False
+        self._kept: dict[str, tuple[float, asyncpg.Record]] = {}
+        self._generation = 0
+
+    async def get(self, slug: str) -> asyncpg.Record | None:
+        now = time.monotonic()
+        kept = self._kept.get(slug)
+        if kept is not None and now - kept[0] < AUTHORITY_KEEP_SECONDS:
+            return kept[1]
+        generation = self._generation
+        row: asyncpg.Record | None = await self.pool.fetchrow(Q["authority_for_join"], slug)
+        # A change told while reading may be newer than what was read.
+        if row is not None and self.keeping and generation == self._generation:
+            self._kept[slug] = (now, row)
+        return row
+
+    def forget(self, *, keep: bool = True) -> None:
+        """Forget what is kept; with keep=False, also stop keeping anything."""
+        self.keeping = keep
+        self._generation += 1
+        self._kept.clear()
 
 
 async def position_of(
@@ -220,137 +263,49 @@ async def positions(
 
 
 @dataclass(frozen=True)
-class Pair:
-    call: asyncpg.Record
-    interpreter_id: int
-
-
-def assign(
-    calls: list[asyncpg.Record],
-    eligible: dict[tuple[str, str], list[int]],
-    taken: set[int],
-    seen: set[uuid.UUID],
-) -> list[Pair]:
-    """Greedy matching, the same as matching one pair at a time: each call in
-    dispatch order gets the eligible free interpreter idle longest who has not
-    declined it and is not already `taken` (which this adds to); a call that
-    nobody free can take keeps its place. A call already `seen` on an earlier
-    page is passed over (pages are read one statement each, and a call put
-    back in the queue meanwhile moves the rest down a place)."""
-    pairs = []
-    for call in calls:
-        if call["id"] in seen:
-            continue
-        seen.add(call["id"])
-        declined = set(call["declined"])
-        for interpreter_id in eligible[(call["language"], call["specialism"] or "")]:
-            if interpreter_id not in taken and interpreter_id not in declined:
-                taken.add(interpreter_id)
-                pairs.append(Pair(call, interpreter_id))
-                break
-    return pairs
-
-
-@dataclass(frozen=True)
 class Round:
-    """What a matching round did: the messages it posted (for
-    Hub.deliver_now), and whether matching should run again because the
-    round left out a pair whose call or interpreter was changing, or failed."""
+    """What a matching round did: the offers it made; the messages for
+    consoles this process holds, taken from the mailbox (or never stored) for
+    this process to send, in order (Hub.send_taken); and whether matching
+    should run again because the round left out a pair whose call or
+    interpreter was changing, or failed."""
 
-    mail: list[asyncpg.Record]
+    offers: int
+    mail: list[dict[str, Any]]
     again: bool
 
 
-def offers_in(mail: list[asyncpg.Record]) -> int:
-    return sum(1 for row in mail if row["payload"]["type"] == "offer")
+def _round(row: asyncpg.Record) -> Round:
+    mail = row["mail"]
+    return Round(row["offers"], mail if isinstance(mail, list) else [], row["again"])
 
 
 async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting calls to free interpreters until no pair is left; returns
-    offers made. One transaction (see _match_round)."""
-    return offers_in((await match_round(pool, config)).mail)
+    offers made (all their messages stored for the mailbox)."""
+    return (await match_round(pool, config)).offers
 
 
-async def match_round(pool: asyncpg.Pool, config: Config) -> Round:
-    """One matching round in its own transaction."""
-    async with pool.acquire() as con, con.transaction():
-        return await _match_round(con, config)
-
-
-async def _match_round(con: asyncpg.Connection, config: Config) -> Round:
-    """Inside a transaction, under the matcher lock: the free interpreters by
-    kind of call, then the waiting calls of those kinds in dispatch order, a
-    page at a time until every free interpreter has an offer or no call is
-    left, then all the offers."""
-    await con.execute(Q["lock_matcher"])
-    eligible = {
-        (row["language"], row["specialism"] or ""): row["interpreters"]
-        for row in await con.fetch(Q["free_interpreters_by_kind"])
-    }
-    if not eligible:
-        return Round([], again=False)
-    free = len({i for ids in eligible.values() for i in ids})
-    # A page has a call for every free interpreter and some to spare for
-    # calls that free interpreters have declined.
-    page = free + MATCH_SPARE_CALLS
-    languages = [language for language, _ in eligible]
-    specialisms = [specialism for _, specialism in eligible]
-    taken: set[int] = set()
-    seen: set[uuid.UUID] = set()
-    pairs: list[Pair] = []
-    offset = 0
-    while len(taken) < free:
-        calls = await con.fetch(
-            Q["calls_in_dispatch_order"],
-            config.wait_ceiling,
-            languages,
-            specialisms,
-            page,
-            offset,
-        )
-        pairs.extend(assign(calls, eligible, taken, seen))
-        if len(calls) < page:
-            break
-        offset += page
-    if not pairs:
-        return Round([], again=False)
-    mail = await _make_offers(con, pairs, config)
-    return Round(mail, again=offers_in(mail) < len(pairs))
-
-
-def offer_message(call_id: uuid.UUID, call: asyncpg.Record, expires_in: float) -> dict[str, Any]:
-    """The `offer` a console is sent; `call` has slug, name, language,
-    specialism and waited_seconds."""
-    return {
-        "type": "offer",
-        "call_id": str(call_id),
-        "authority": {"slug": call["slug"], "name": call["name"]},
-        "language": call["language"],
-        "specialism": call["specialism"],
-        "waited_seconds": call["waited_seconds"],
-        "expires_in": expires_in,
-    }
-
-
-async def _make_offers(
-    con: asyncpg.Connection, pairs: list[Pair], config: Config
-) -> list[asyncpg.Record]:
-    """All of a round's offers in one statement (see make_offers)."""
-    offers, states = [], []
-    for pair in pairs:
-        call = pair.call
-        offers.append(json.dumps(offer_message(call["id"], call, config.offer_timeout)))
-        # The state changes at now(), the transaction's time, read with the calls.
-        states.append(json.dumps(state_message("offered", call["id"], None, call["now"], None)))
-    mail: list[asyncpg.Record] = await con.fetch(
-        Q["make_offers"],
-        [pair.call["id"] for pair in pairs],
-        [pair.interpreter_id for pair in pairs],
-        offers,
-        states,
+async def match_round(
+    pool: asyncpg.Pool, config: Config, local_interpreters: Collection[int] = ()
+) -> Round:
+    """One matching round, one statement (match_round in migration 0005)."""
+    row = await pool.fetchrow(
+        Q["match_round"],
+        config.wait_ceiling,
         config.offer_timeout,
+        MATCH_SPARE_CALLS,
+        list(local_interpreters),
     )
-    return mail
+    return _round(row)
+
+
+class Outbox(Protocol):
+    """The sockets of this process, as the matcher sees them (mailbox.Hub)."""
+
+    def local_interpreters(self) -> Collection[int]: ...
+
+    async def send_taken(self, mail: list[dict[str, Any]]) -> None: ...
 
 
 class Matcher:
@@ -358,13 +313,8 @@ class Matcher:
     possible. Kicks while a round runs are folded into one more round, so a
     burst of joins costs a few rounds, not one blocked connection each."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        config: Config,
-        deliver: Callable[[list[asyncpg.Record]], Awaitable[None]],
-    ) -> None:
-        self.pool, self.config, self.deliver = pool, config, deliver
+    def __init__(self, pool: asyncpg.Pool, config: Config, outbox: Outbox) -> None:
+        self.pool, self.config, self.outbox = pool, config, outbox
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -385,8 +335,8 @@ class Matcher:
             await self._wake.wait()
             self._wake.clear()
             try:
-                done = await match_round(self.pool, self.config)
-                await self.deliver(done.mail)
+                done = await match_round(self.pool, self.config, self.outbox.local_interpreters())
+                await self.outbox.send_taken(done.mail)
                 if done.again:
                     self._wake.set()
             except Exception:

@@ -224,10 +224,12 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             specialism=_optional_code(data, "specialism"),
             process_id=process,
             match=config,  # offered, if an interpreter is free, with the join's commit
+            local_interpreters=hub.local_interpreters(),
+            authorities=hub.authorities,
         )
         call_id = joined.call_id
         try:
-            await hub.deliver_now(joined.matched.mail)
+            await hub.send_taken(joined.matched.mail)
             if joined.matched.again:
                 matcher.kick()
             await queued_reply(joined.token, joined.authority_slug, resumed=False)
@@ -439,7 +441,7 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
         return
     call = await conn.pool.fetchrow(Q["call_resend"], status["call_id"])
     if status["state"] == "offered" and call["state"] == "offered":
-        await conn.send(routing.offer_message(status["call_id"], call, max(call["expires_in"], 0)))
+        await conn.send(call["offer"])
     elif status["state"] == "in_call" and call["state"] == "answered":
         await conn.send(
             routing.connected_message(

@@ -184,18 +184,62 @@ async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
     assert await routing.position_of(pool, calls[0], 300) is None
 
 
-async def test_a_failed_direct_delivery_leaves_the_change_standing(
-    database_url: str, seeded: None
+async def test_a_round_hands_back_the_messages_of_local_consoles_in_order(
+    pool: asyncpg.Pool, seeded: None
 ) -> None:
-    """Hub.deliver_now runs after the commit that posted the messages; if the
-    database is away then, it must not fail the join or match that called it
-    (the messages wait in the mailbox for the notification or the poll)."""
-    from aiohttp import web
+    """A matching round stores the messages for consoles held elsewhere (for
+    the mailbox to deliver) and hands back, for the process that ran it to
+    send, those for consoles it holds: anything older still stored for them
+    first, then each offer and the state it brings, never stored."""
+    here = await add_interpreter(pool, "here@example.org")
+    there = await add_interpreter(pool, "there@example.org")
+    first = await routing.join_queue(pool, "demo")
+    second = await routing.join_queue(pool, "demo")
+    await routing.set_state(pool, here, "available")
+    await routing.set_state(pool, there, "available")
+    older = await pool.fetch("SELECT id, recipient, payload FROM mailbox ORDER BY id")
+    assert [r["payload"]["state"] for r in older] == ["available", "available"]
 
-    from signvideo.mailbox import Hub
+    done = await routing.match_round(pool, RULES, local_interpreters=[here])
 
-    closed = await create_pool(database_url, min_size=1, max_size=1)
-    await closed.close()
-    hub = Hub(closed, database_url)
-    hub.register("interpreter:1", web.WebSocketResponse())
-    await hub.deliver_now([{"id": 1, "recipient": "interpreter:1", "payload": {"type": "offer"}}])
+    assert done.offers == 2 and not done.again
+    mine = f"interpreter:{here}"
+    assert [m["recipient"] for m in done.mail] == [mine] * 3
+    assert [m["payload"]["type"] for m in done.mail] == ["state", "offer", "state"]
+    assert done.mail[0]["payload"] == next(r["payload"] for r in older if r["recipient"] == mine)
+    offer, state = done.mail[1]["payload"], done.mail[2]["payload"]
+    # Idle longest: `here` became available first, so takes the first call.
+    assert offer["call_id"] == state["call_id"] == str(first.call_id)
+    assert offer["authority"]["slug"] == "demo" and offer["expires_in"] == RULES.offer_timeout
+    assert state["state"] == "offered"
+    stored = await pool.fetch("SELECT recipient, payload FROM mailbox ORDER BY id")
+    theirs = f"interpreter:{there}"
+    assert [r["recipient"] for r in stored] == [theirs] * 3
+    assert [r["payload"]["type"] for r in stored] == ["state", "offer", "state"]
+    assert stored[1]["payload"]["call_id"] == str(second.call_id)
+    # The offer a reconnected console is sent again is the same message.
+    resent = await pool.fetchrow(routing.Q["call_resend"], second.call_id)
+    assert resent["offer"] == {**stored[1]["payload"], "expires_in": resent["offer"]["expires_in"]}
+    assert 0 < resent["offer"]["expires_in"] <= RULES.offer_timeout
+
+
+async def test_a_join_stands_when_its_matching_round_fails(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """The join's round runs in a subtransaction: if it fails, the caller is
+    queued all the same, and the join says to run matching again. Here the
+    round gives up waiting for the matcher lock, which another holds."""
+    user_id = await add_interpreter(pool, "ann@example.org")
+    await routing.set_state(pool, user_id, "available")
+    impatient = await create_pool(
+        database_url, min_size=1, max_size=1, server_settings={"lock_timeout": "100ms"}
+    )
+    try:
+        async with pool.acquire() as holder, holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock(7428311)")
+            joined = await routing.join_queue(impatient, "demo", match=RULES)
+    finally:
+        await impatient.close()
+    assert joined.matched == routing.Round(0, [], again=True)
+    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id) == "queued"
+    assert await routing.match_waiting(pool, RULES) == 1

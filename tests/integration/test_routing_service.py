@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from signvideo import presence
 from signvideo.config import Config
 from signvideo.hours import ALWAYS_OPEN
+from signvideo.keys import HUB
 from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
     Peer,
@@ -65,6 +66,33 @@ async def test_closed_service_refuses_to_queue_and_says_when_it_opens(
         assert dt.datetime.fromisoformat(body["next_open"]) > now
     page = await (await client.get("/call/shut")).text()
     assert "Monday: closed" in page or "closed" in page.lower()
+
+
+async def test_a_closure_added_while_joins_are_kept_turns_callers_away(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, open_caller: Opener
+) -> None:
+    """A server process keeps what joins check about an authority; a closure
+    added meanwhile reaches it through the database's notice, not a restart."""
+    await add_authority(pool, "kept")
+    kept = client.app[HUB].authorities
+    first = await open_caller()
+    await first.send(type="join", authority="kept")
+    queued = await first.expect("queued")
+    assert await kept.get("kept") is not None and "kept" in kept._kept
+    await first.send(type="leave", call_id=queued["call_id"])
+
+    await pool.execute(
+        "INSERT INTO authority_closures (authority_id, first_day, last_day, reason) "
+        "SELECT id, current_date - 1, current_date + 1, 'a flood' FROM authorities "
+        "WHERE slug = 'kept'"
+    )
+    async with asyncio.timeout(10):
+        while "kept" in kept._kept:
+            await asyncio.sleep(0.01)
+    second = await open_caller()
+    await second.send(type="join", authority="kept")
+    error = await second.expect("error")
+    assert error["code"] == "closed" and "a flood" in error["message"]
 
 
 async def test_bank_holiday_closure_is_named(

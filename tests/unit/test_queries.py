@@ -8,8 +8,8 @@ from signvideo.db import Q, load_queries
 
 
 def test_named_queries_load() -> None:
-    assert "calls_in_dispatch_order" in Q
-    assert Q["calls_in_dispatch_order"].startswith("-- $4 waiting calls, after the first $5")
+    assert "match_round" in Q
+    assert Q["match_round"].startswith("-- One round trip: see match_round in migration 0005.")
 
 
 def test_duplicate_query_names_are_refused(tmp_path: Path) -> None:
