@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signvideo import admission
+from signvideo import access, admission
 from signvideo.db import Q
 from signvideo.errors import NotFound
 from signvideo.keys import POOL
@@ -22,7 +22,8 @@ async def availability(request: web.Request) -> web.Response:
 
 
 async def queues(request: web.Request) -> web.Response:
-    rows = await request.app[POOL].fetch(Q["queues_overview"])
+    user = await access.require_api(request, access.QUEUES)
+    rows = await request.app[POOL].fetch(Q["queues_overview"], access.authority_of(user))
     return web.json_response(
         {
             "authorities": [

@@ -15,7 +15,7 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from signvideo import api, presence, routing, signaling, views
+from signvideo import access, admin, api, csrf, presence, routing, signaling, views
 from signvideo.config import Config
 from signvideo.db import create_pool
 from signvideo.keys import CONFIG, HUB, MATCHER, METRICS, POOL, PROCESS_ID
@@ -174,7 +174,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[security_headers, error_pages], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[security_headers, error_pages, csrf.protect], client_max_size=64 * 1024
+    )
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[PROCESS_ID] = uuid.uuid4()
@@ -184,7 +186,14 @@ def create_app(config: Config) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
         context_processors=[],
     )
-    aiohttp_jinja2.get_env(app).globals["static"] = _static_url_factory()
+    env = aiohttp_jinja2.get_env(app)
+    env.globals["static"] = _static_url_factory()
+    # Which roles see which links in the header: the same rules the pages enforce.
+    env.globals["may"] = {
+        "console": access.CONSOLE,
+        "finance": access.FINANCE,
+        "admin": access.ADMIN,
+    }
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.extend([_pool_ctx, _process_ctx, _hub_ctx, _sweeper_ctx])
     app.add_routes(
@@ -198,6 +207,8 @@ def create_app(config: Config) -> web.Application:
             web.post("/logout", views.logout),
             web.get("/console", views.console),
             web.get("/finance", views.finance_page),
+            web.get("/admin", admin.index),
+            web.get("/admin/audit", admin.audit_log),
             web.get("/finance/usage.csv", views.usage_csv),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
+from signvideo import audit
 from signvideo.db import Q
 from signvideo.keys import POOL
 
@@ -65,17 +65,60 @@ async def current_user(request: web.Request) -> User | None:
     return user
 
 
-async def sign_in(request: web.Request, email: str, password: str) -> User | None:
+# Failed sign-ins are counted over this window: this many for one account,
+# or from one address, and further tries are refused until the window moves on.
+FAILURE_WINDOW_SECONDS = 15 * 60
+ACCOUNT_FAILURE_LIMIT = 5
+ADDRESS_FAILURE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class SignInRefused(Exception):
+    """Why a sign-in did not work, in words for the person trying."""
+
+    message: str
+    status: int
+    retry_after: int | None = None
+
+
+async def sign_in(request: web.Request, email: str, password: str) -> User:
+    """Check an email and password; raises SignInRefused when they are
+    wrong or too many tries have failed lately. Each attempt is audited."""
     pool = request.app[POOL]
-    row = await pool.fetchrow(Q["user_by_email"], email.strip().lower())
-    if row is None:
-        check_password(_DUMMY_HASH, password)
-        return None
-    if not check_password(row["password_hash"], password):
-        return None
+    email = email.strip().lower()
+    address = audit.client_address(request)
+    counts = await pool.fetchrow(
+        Q["recent_sign_in_failures"], email, address, FAILURE_WINDOW_SECONDS
+    )
+    if counts["account"] >= ACCOUNT_FAILURE_LIMIT or counts["address"] >= ADDRESS_FAILURE_LIMIT:
+        wait = max(60, int(counts["retry_after"]))
+        minutes = (wait + 59) // 60
+        await audit.record(
+            pool, request, "sign_in.refused", actor=email, detail={"why": "throttled"}
+        )
+        raise SignInRefused(
+            f"Too many sign-ins have failed for this account or from this place. Try again "
+            f"in {minutes} minute{'s' if minutes != 1 else ''}, or ask your administrator "
+            "for a link to set a new password.",
+            429,
+            wait,
+        )
+    row = await pool.fetchrow(Q["user_by_email"], email)
+    # A missing account takes as long to refuse as a wrong password.
+    right = check_password(_DUMMY_HASH if row is None else row["password_hash"], password)
+    if row is None or not right:
+        await pool.execute(Q["record_sign_in_failure"], email, address)
+        known = None if row is None else row["id"]
+        await audit.record(pool, request, "sign_in.failed", actor=email, actor_id=known)
+        raise SignInRefused(
+            "The email address or password is not right. Check them and try again.", 401
+        )
     if _hasher.check_needs_rehash(row["password_hash"]):
         await pool.execute(Q["update_password_hash"], row["id"], hash_password(password))
-    return User(row["id"], row["email"], row["display_name"], row["role"], row["authority_id"])
+    await pool.execute(Q["clear_sign_in_failures"], email)
+    user = User(row["id"], row["email"], row["display_name"], row["role"], row["authority_id"])
+    await audit.record(pool, request, "sign_in", user=user)
+    return user
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
@@ -97,16 +140,3 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     if token:
         await request.app[POOL].execute(Q["delete_session"], _digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
-
-
-async def require_role(request: web.Request, *roles: str) -> User:
-    """The signed-in user if their role is one of ``roles``; otherwise sign-in or 403."""
-    user = await current_user(request)
-    if user is None:
-        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
-    if user.role not in roles:
-        raise web.HTTPForbidden(
-            text=f"Your account ({user.role}) cannot open this page. "
-            "Sign in with an account that can, or ask your administrator."
-        )
-    return user

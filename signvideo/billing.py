@@ -61,36 +61,40 @@ def _iso(value: datetime | None) -> str:
 
 
 async def usage_csv_chunks(
-    pool: asyncpg.Pool, authority_id: int, first_day: object, last_day: object, batch: int = 500
+    con: asyncpg.Connection,
+    authority_id: int,
+    first_day: object,
+    last_day: object,
+    batch: int = 500,
 ) -> AsyncIterator[bytes]:
-    """Yield the usage CSV in chunks, reading rows through a cursor so memory stays flat."""
+    """Yield the usage CSV in chunks, reading rows through a cursor so memory
+    stays flat; `con` is in a transaction (access.reading_as)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(USAGE_COLUMNS)
-    async with pool.acquire() as con, con.transaction(readonly=True):
-        cursor = con.cursor(Q["usage_rows"], authority_id, first_day, last_day, prefetch=batch)
-        count = 0
-        async for row in cursor:
-            writer.writerow(
-                (
-                    row["call_id"],
-                    row["authority"],
-                    _iso(row["queued_at"]),
-                    _iso(row["answered_at"]),
-                    _iso(row["ended_at"]),
-                    row["queue_wait_seconds"],
-                    row["billable_seconds"],
-                    row["charge_pence"],
-                    row["end_reason"],
-                    "" if row["rate_pence_per_minute"] is None else row["rate_pence_per_minute"],
-                    ""
-                    if row["billing_increment_seconds"] is None
-                    else row["billing_increment_seconds"],
-                )
+    cursor = con.cursor(Q["usage_rows"], authority_id, first_day, last_day, prefetch=batch)
+    count = 0
+    async for row in cursor:
+        writer.writerow(
+            (
+                row["call_id"],
+                row["authority"],
+                _iso(row["queued_at"]),
+                _iso(row["answered_at"]),
+                _iso(row["ended_at"]),
+                row["queue_wait_seconds"],
+                row["billable_seconds"],
+                row["charge_pence"],
+                row["end_reason"],
+                "" if row["rate_pence_per_minute"] is None else row["rate_pence_per_minute"],
+                ""
+                if row["billing_increment_seconds"] is None
+                else row["billing_increment_seconds"],
             )
-            count += 1
-            if count % batch == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
+        )
+        count += 1
+        if count % batch == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
     yield buffer.getvalue().encode()

@@ -73,9 +73,10 @@ def _print_demo(config: Config, seeded: bool) -> None:
     print(f"  Caller page:          {base}/call/{demo.DEMO_SLUG}")
     print(f"  Interpreter console:  {base}/console")
     print(f"  Finance export:       {base}/finance")
+    print(f"  Administration:       {base}/admin")
     print(f"  Metrics:              {base}/metrics")
     for login in demo.DEMO_LOGINS:
-        print(f"  {login.role:<12} sign in as {login.email} / {login.password}")
+        print(f"  {login.role:<18} sign in as {login.email} / {login.password}")
     sys.stdout.flush()
 
 

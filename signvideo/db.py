@@ -112,6 +112,16 @@ async def migrate(con: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> 
         await con.execute("SELECT pg_advisory_unlock(7428310)")
 
 
+async def authority_scope(con: asyncpg.Connection, authority_id: int) -> None:
+    """Inside a transaction: from here to its end, `con` reads as an
+    authority's staff, seeing that authority's rows only (row-level
+    security, migration 0006)."""
+    await con.execute("SET LOCAL ROLE signvideo_authority_reader")
+    await con.execute(
+        "SELECT set_config('signvideo.authority_id', $1::bigint::text, true)", authority_id
+    )
+
+
 async def init_connection(con: asyncpg.Connection) -> None:
     await con.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 

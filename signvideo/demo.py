@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from signvideo.access import AUTHORITY_ROLES
 from signvideo.auth import hash_password
 from signvideo.hours import ALWAYS_OPEN
 
@@ -21,7 +22,8 @@ class DemoLogin:
 DEMO_SLUG = "demo"
 DEMO_LOGINS = (
     DemoLogin("interpreter", "interpreter@demo.example", "interpret-demo", "Sam Interpreter"),
-    DemoLogin("finance", "finance@demo.example", "finance-demo", "Fran Finance"),
+    DemoLogin("authority_finance", "finance@demo.example", "finance-demo", "Fran Finance"),
+    DemoLogin("operator_admin", "admin@demo.example", "admin-demo", "Ada Administrator"),
 )
 
 
@@ -47,7 +49,7 @@ async def seed(con: asyncpg.Connection) -> bool:
                 login.email,
                 login.display_name,
                 login.role,
-                authority_id if login.role == "finance" else None,
+                authority_id if login.role in AUTHORITY_ROLES else None,
                 hash_password(login.password),
             )
             if user_id is not None and login.role == "interpreter":

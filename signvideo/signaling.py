@@ -14,6 +14,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 
 from signvideo import admission, presence, routing
+from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
 from signvideo.db import Q
@@ -335,7 +336,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     user = await current_user(request)
     if user is None:
         raise web.HTTPUnauthorized(text="Sign in as an interpreter first, at /login.")
-    if user.role != "interpreter":
+    if user.role not in CONSOLE:
         raise web.HTTPForbidden(text="Only interpreters can open the console.")
     app = request.app
     pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signvideo import admission, auth, billing
+from signvideo import access, admission, audit, auth, billing, csrf
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
 
@@ -27,8 +27,11 @@ END_REASONS = {
 async def render(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
-    context = {"user": await auth.current_user(request), **context}
-    return aiohttp_jinja2.render_template(template, request, context, status=status)
+    user = await auth.current_user(request)
+    context = {"user": user, "csrf_token": csrf.token(request), **context}
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    csrf.attach(request, response)
+    return response
 
 
 async def _authority(request: web.Request, slug: str) -> Any:
@@ -101,20 +104,20 @@ async def login_submit(request: web.Request) -> web.Response:
             },
             status=400,
         )
-    user = await auth.sign_in(request, email, password)
-    if user is None:
-        return await render(
+    try:
+        user = await auth.sign_in(request, email, password)
+    except auth.SignInRefused as refused:
+        page = await render(
             request,
             "login.html",
-            {
-                "error": "The email address or password is not right. Check them and try again.",
-                "email": email,
-                "next": next_path,
-            },
-            status=401,
+            {"error": refused.message, "email": email, "next": next_path},
+            status=refused.status,
         )
+        if refused.retry_after is not None:
+            page.headers["Retry-After"] = str(refused.retry_after)
+        return page
     if next_path == "/":
-        next_path = {"interpreter": "/console", "finance": "/finance"}.get(user.role, "/")
+        next_path = access.HOME.get(user.role, "/")
     response = web.HTTPSeeOther(next_path)
     await auth.start_session(request, response, user)
     raise response
@@ -122,24 +125,22 @@ async def login_submit(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther("/")
+    user = await auth.current_user(request)
+    if user is not None:
+        await audit.record(request.app[POOL], request, "sign_out", user=user)
     await auth.end_session(request, response)
     raise response
 
 
 async def console(request: web.Request) -> web.Response:
-    await auth.require_role(request, "interpreter")
+    await access.require_page(request, access.CONSOLE)
     return await render(request, "console.html", {"ice_servers": request.app[CONFIG].ice_servers})
 
 
 async def _finance_authorities(request: web.Request, user: auth.User) -> list[Any]:
-    pool = request.app[POOL]
-    rows: list[Any]
-    if user.authority_id is None:
-        rows = await pool.fetch("SELECT id, slug, name FROM authorities ORDER BY name")
-    else:
-        rows = await pool.fetch(
-            "SELECT id, slug, name FROM authorities WHERE id = $1", user.authority_id
-        )
+    """The authorities whose usage `user` may see (the database decides)."""
+    async with access.reading_as(request, user) as con:
+        rows: list[Any] = await con.fetch(Q["authorities_listed"])
     return rows
 
 
@@ -149,7 +150,7 @@ def _month_range(today: dt.date) -> tuple[str, str]:
 
 
 async def finance_page(request: web.Request) -> web.Response:
-    user = await auth.require_role(request, "finance", "admin")
+    user = await access.require_page(request, access.FINANCE)
     first, last = _month_range(dt.date.today())
     return await render(
         request,
@@ -175,7 +176,7 @@ def _parse_day(value: str | None, name: str) -> dt.date:
 
 
 async def usage_csv(request: web.Request) -> web.StreamResponse:
-    user = await auth.require_role(request, "finance", "admin")
+    user = await access.require_page(request, access.FINANCE)
     allowed = await _finance_authorities(request, user)
     query = request.query
     slug = query.get("authority", "")
@@ -225,11 +226,18 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
             "Cache-Control": "no-store",
         }
     )
+    await audit.record(
+        request.app[POOL],
+        request,
+        "export.usage_csv",
+        user=user,
+        authority_id=authority["id"],
+        detail={"from": first_day.isoformat(), "to": last_day.isoformat()},
+    )
     await response.prepare(request)
-    async for chunk in billing.usage_csv_chunks(
-        request.app[POOL], authority["id"], first_day, last_day
-    ):
-        await response.write(chunk)
+    async with access.reading_as(request, user) as con:
+        async for chunk in billing.usage_csv_chunks(con, authority["id"], first_day, last_day):
+            await response.write(chunk)
     await response.write_eof()
     return response
 

@@ -23,7 +23,7 @@ SELECT count(*) FROM calls WHERE state IN ('queued', 'offered') AND language = $
 
 -- name: queues_overview
 -- Per authority: who is waiting, for how long, the nearest deadline, and the
--- interpreters who could take its calls.
+-- interpreters who could take its calls. $1: one authority's id, or null for all.
 SELECT a.slug, a.name, a.answer_seconds, a.languages,
        count(c.id) AS waiting,
        coalesce(max(extract(epoch FROM now() - c.queued_at)), 0)::integer AS longest_wait_seconds,
@@ -38,5 +38,6 @@ SELECT a.slug, a.name, a.answer_seconds, a.languages,
           AND p.languages && a.languages) AS eligible_available
 FROM authorities a
 LEFT JOIN calls c ON c.authority_id = a.id AND c.state IN ('queued', 'offered')
+WHERE $1::bigint IS NULL OR a.id = $1
 GROUP BY a.id
 ORDER BY a.slug;

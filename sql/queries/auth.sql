@@ -25,3 +25,32 @@ RETURNING id;
 
 -- name: display_name
 SELECT display_name FROM users WHERE id = $1;
+
+-- name: recent_sign_in_failures
+-- Failed sign-ins in the last $3 seconds for account $1 and from address $2,
+-- and the seconds until the oldest of them leaves the window.
+SELECT count(*) FILTER (WHERE email = $1) AS account,
+       count(*) FILTER (WHERE address = $2::inet) AS address,
+       coalesce(extract(epoch FROM min(at) + make_interval(secs => $3) - now()), 0)
+           AS retry_after
+FROM sign_in_failures
+WHERE at > now() - make_interval(secs => $3)
+  AND (email = $1 OR address = $2::inet);
+
+-- name: record_sign_in_failure
+INSERT INTO sign_in_failures (email, address) VALUES ($1, $2::inet);
+
+-- name: clear_sign_in_failures
+DELETE FROM sign_in_failures WHERE email = $1;
+
+-- name: audit
+INSERT INTO audit_log (actor_id, actor, action, authority_id, detail, address)
+VALUES ($1, $2, $3, $4, $5, $6::inet);
+
+-- name: audit_recent
+-- The newest audit entries first, $1 at a time, older than entry $2 (null: the newest).
+SELECT l.id, l.at, l.actor, l.action, a.slug AS authority, l.detail, host(l.address) AS address
+FROM audit_log l LEFT JOIN authorities a ON a.id = l.authority_id
+WHERE $2::bigint IS NULL OR l.id < $2
+ORDER BY l.id DESC
+LIMIT $1;

@@ -25,3 +25,8 @@ WHERE c.authority_id = $1
   AND c.queued_at >= ($2::date)::timestamp AT TIME ZONE a.time_zone
   AND c.queued_at < ($3::date + 1)::timestamp AT TIME ZONE a.time_zone
 ORDER BY c.queued_at, c.id;
+
+-- name: authorities_listed
+-- The authorities this connection may see, by name (for an authority's
+-- staff, row-level security leaves their own).
+SELECT id, slug, name FROM authorities ORDER BY name;

@@ -16,6 +16,7 @@ from playwright.async_api import BrowserContext, Page, WebSocket, expect
 
 INTERPRETER = ("interpreter@demo.example", "interpret-demo")
 FINANCE = ("finance@demo.example", "finance-demo")
+ADMIN = ("admin@demo.example", "admin-demo")
 
 
 class NewContext(Protocol):

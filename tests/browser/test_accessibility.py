@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import expect
 
 from .helpers import (
+    ADMIN,
     FINANCE,
     NewContext,
     assert_big_enough,
@@ -98,6 +99,23 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
     await expect(summary).to_be_visible()
     await expect(summary).to_be_focused()
     await assert_no_violations(page, "finance page with an error")
+
+
+async def test_administration_pages(new_context: NewContext) -> None:
+    page = await (await new_context()).new_page()
+    await sign_in(page, *ADMIN)
+    # Signing in lands an operator administrator on the administration page.
+    await expect(page).to_have_url(re.compile(r"/admin$"))
+    await expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    await assert_no_violations(page, "administration page")
+
+    await page.get_by_role("link", name="Audit log").click()
+    table = page.get_by_role("table", name="Audit log entries, newest first")
+    await expect(table.get_by_role("row").filter(has_text="admin@demo.example")).to_have_count(1)
+    await assert_no_violations(page, "audit log")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("link", name="Staff sign in")).to_be_visible()
 
 
 async def test_console_states_and_the_offer_is_seen_without_sound(new_context: NewContext) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -91,11 +92,44 @@ async def add_interpreter(
     return user_id
 
 
+async def add_staff(pool: asyncpg.Pool, email: str, role: str, authority: str | None = None) -> int:
+    """A staff account of `role` (of the authority with slug `authority`,
+    for an authority's roles) with the test password."""
+    from signvideo.auth import hash_password
+
+    if not _PASSWORD_HASH:
+        _PASSWORD_HASH.append(hash_password(INTERPRETER_PASSWORD))
+    user_id: int = await pool.fetchval(
+        "INSERT INTO users (email, display_name, role, authority_id, password_hash) "
+        "VALUES ($1, $2, $3, (SELECT id FROM authorities WHERE slug = $4), $5) RETURNING id",
+        email,
+        email.split("@")[0].title(),
+        role,
+        authority,
+        _PASSWORD_HASH[0],
+    )
+    return user_id
+
+
+async def form_token(client: TestClient[Any, Any], path: str = "/login") -> str:
+    """Open a page as a browser would, keeping its cookies, and return the
+    hidden token its forms carry (the cookie stays in the client's jar)."""
+    page = await client.get(path)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert found, f"no form token on {path}"
+    return found.group(1)
+
+
 async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> str:
     """Sign in through the real form; returns the session cookie value."""
     response = await client.post(
         "/login",
-        data={"email": email, "password": password, "next": "/"},
+        data={
+            "email": email,
+            "password": password,
+            "next": "/",
+            "csrf_token": await form_token(client),
+        },
         allow_redirects=False,
     )
     assert response.status == 303, await response.text()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
+from signvideo.demo import DEMO_LOGINS
+
 
 def run(
     args: list[str], env: dict[str, str], timeout: float = 60
@@ -111,6 +113,6 @@ async def test_demo_seeds_once_and_serves(database_url: str) -> None:
     con = await asyncpg.connect(database_url)
     try:
         assert await con.fetchval("SELECT count(*) FROM authorities") == 1
-        assert await con.fetchval("SELECT count(*) FROM users") == 2
+        assert await con.fetchval("SELECT count(*) FROM users") == len(DEMO_LOGINS)
     finally:
         await con.close()

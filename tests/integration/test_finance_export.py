@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from signvideo import routing
 from signvideo.billing import USAGE_COLUMNS
 from signvideo.config import Config
-from tests.integration.conftest import add_interpreter, sign_in
+from tests.integration.conftest import add_interpreter, form_token, sign_in
 
 RULES = Config(wrap_up=0)
 
@@ -116,10 +116,13 @@ async def test_pages_answer_plainly(client: TestClient[Any, Any]) -> None:
     assert "Check the link" in await response.text()
     assert (await client.get("/call/demo")).status == 200
     assert (await client.get("/no/such/page", headers={"Accept": "text/html"})).status == 404
-    bad_login = await client.post("/login", data={"email": "x@example.org", "password": "nope"})
+    token = await form_token(client)
+    bad_login = await client.post(
+        "/login", data={"email": "x@example.org", "password": "nope", "csrf_token": token}
+    )
     assert bad_login.status == 401
     assert "not right" in await bad_login.text()
-    empty_login = await client.post("/login", data={})
+    empty_login = await client.post("/login", data={"csrf_token": token})
     assert empty_login.status == 400
     assert (await client.get("/console", allow_redirects=False)).status == 303
     big = await client.post("/login", data={"email": "a@b", "password": "x" * 100_000})

@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
     Peer,
     add_interpreter,
+    add_staff,
     interpreter_console,
     sign_in,
 )
@@ -395,8 +396,10 @@ async def test_queues_api_for_the_wallboard(
     _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
     await ann.send(type="set_state", state="break", reason="meal")
     await ann.expect("state", state="break")
-    body = await (await client.get("/api/v1/queues")).json()
-    by_slug = {a["slug"]: a for a in body["authorities"]}
+    await add_staff(pool, "sue@example.org", "supervisor")
+    sue = await sign_in(client, "sue@example.org", INTERPRETER_PASSWORD)
+    answer = await client.get("/api/v1/queues", headers={"Cookie": f"signvideo_session={sue}"})
+    by_slug = {a["slug"]: a for a in (await answer.json())["authorities"]}
     assert by_slug["demo"]["waiting"] == 1
     assert by_slug["demo"]["eligible_interpreters_signed_in"] == 1
     assert by_slug["demo"]["eligible_interpreters_available"] == 0

@@ -8,6 +8,7 @@ heartbeat; media flows across the two processes before and after.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +26,19 @@ GRACE_S = 2
 
 
 async def sign_in(http: aiohttp.ClientSession, server: ServerProcess, email: str) -> str:
+    async with http.get(server.url("/login")) as page:
+        form_cookie = page.cookies["signvideo_csrf"].value
+        token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+        assert token is not None
     async with http.post(
         server.url("/login"),
-        data={"email": email, "password": INTERPRETER_PASSWORD, "next": "/console"},
+        data={
+            "email": email,
+            "password": INTERPRETER_PASSWORD,
+            "next": "/console",
+            "csrf_token": token.group(1),
+        },
+        headers={"Cookie": f"signvideo_csrf={form_cookie}"},
         allow_redirects=False,
     ) as response:
         assert response.status == 303, await response.text()

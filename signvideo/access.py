@@ -1,0 +1,102 @@
+"""Who may do what: the roles, what each may open, and whose data they see.
+
+Staff of the shared service (operator administrators, supervisors,
+interpreters) work across authorities; an authority's own staff
+(administrators, finance) see that authority's data and no other, which the
+database enforces too (db.authority_scope, migration 0006).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+import asyncpg
+from aiohttp import web
+
+from signvideo import auth
+from signvideo.auth import User
+from signvideo.db import authority_scope
+from signvideo.keys import POOL
+
+OPERATOR_ADMIN = "operator_admin"
+SUPERVISOR = "supervisor"
+INTERPRETER = "interpreter"
+AUTHORITY_ADMIN = "authority_admin"
+AUTHORITY_FINANCE = "authority_finance"
+
+ROLES = (OPERATOR_ADMIN, SUPERVISOR, INTERPRETER, AUTHORITY_ADMIN, AUTHORITY_FINANCE)
+AUTHORITY_ROLES = (AUTHORITY_ADMIN, AUTHORITY_FINANCE)
+ROLE_NAMES = {
+    OPERATOR_ADMIN: "operator administrator",
+    SUPERVISOR: "supervisor",
+    INTERPRETER: "interpreter",
+    AUTHORITY_ADMIN: "authority administrator",
+    AUTHORITY_FINANCE: "authority finance",
+}
+
+# What each part of the service needs. One table, so that the test which
+# walks every route with every role reads the same rules.
+CONSOLE = (INTERPRETER,)
+FINANCE = (OPERATOR_ADMIN, AUTHORITY_ADMIN, AUTHORITY_FINANCE)
+QUEUES = (OPERATOR_ADMIN, SUPERVISOR, AUTHORITY_ADMIN)
+AUDIT = (OPERATOR_ADMIN,)
+ADMIN = (OPERATOR_ADMIN,)
+
+# Where each role lands after signing in.
+HOME = {
+    OPERATOR_ADMIN: "/admin",
+    SUPERVISOR: "/",
+    INTERPRETER: "/console",
+    AUTHORITY_ADMIN: "/finance",
+    AUTHORITY_FINANCE: "/finance",
+}
+
+
+def _forbidden(user: User) -> str:
+    return (
+        f"Your account ({ROLE_NAMES.get(user.role, user.role)}) cannot open this page. "
+        "Sign in with an account that can, or ask your administrator."
+    )
+
+
+async def require_page(request: web.Request, roles: tuple[str, ...]) -> User:
+    """For pages: the signed-in user if their role is one of `roles`; a
+    person not signed in is sent to sign in, anyone else gets 403."""
+    user = await auth.current_user(request)
+    if user is None:
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
+    if user.role not in roles:
+        raise web.HTTPForbidden(text=_forbidden(user))
+    return user
+
+
+async def require_api(request: web.Request, roles: tuple[str, ...]) -> User:
+    """For the JSON API: as require_page, but 401 rather than a redirect."""
+    user = await auth.current_user(request)
+    if user is None:
+        raise web.HTTPUnauthorized(
+            text="Sign in first: this needs a staff account.",
+            headers={"WWW-Authenticate": 'Cookie realm="signvideo"'},
+        )
+    if user.role not in roles:
+        raise web.HTTPForbidden(text=_forbidden(user))
+    return user
+
+
+def authority_of(user: User) -> int | None:
+    """The one authority whose data `user` may see, or None for all."""
+    return user.authority_id if user.role in AUTHORITY_ROLES else None
+
+
+@asynccontextmanager
+async def reading_as(request: web.Request, user: User) -> AsyncIterator[asyncpg.Connection]:
+    """A connection in a read-only transaction that sees what `user` may:
+    for an authority's staff, that authority's rows only, enforced by the
+    database; for the service's staff, everything."""
+    async with request.app[POOL].acquire() as con, con.transaction(readonly=True):
+        authority_id = authority_of(user)
+        if authority_id is not None:
+            await authority_scope(con, authority_id)
+        yield con

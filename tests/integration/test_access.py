@@ -1,0 +1,310 @@
+"""Who may open what, and whose data they see: every route with every role,
+the database's own isolation between authorities, form protection, sign-in
+throttling and the audit log."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import secrets
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import WSServerHandshakeError
+from aiohttp.test_utils import TestClient
+
+from signvideo import access
+from signvideo.auth import ACCOUNT_FAILURE_LIMIT, ADDRESS_FAILURE_LIMIT
+from signvideo.db import authority_scope
+from tests.integration.conftest import (
+    INTERPRETER_PASSWORD,
+    add_interpreter,
+    add_staff,
+    form_token,
+    sign_in,
+)
+from tests.integration.test_routing_service import add_authority
+
+ANONYMOUS = "anonymous"
+# One account for each role; the authority's roles belong to "demo".
+ACCOUNTS = {
+    access.OPERATOR_ADMIN: "olu@example.org",
+    access.SUPERVISOR: "sue@example.org",
+    access.INTERPRETER: "ian@example.org",
+    access.AUTHORITY_ADMIN: "ada@demo.example.org",
+    access.AUTHORITY_FINANCE: "fin@demo.example.org",
+}
+EVERYONE = (ANONYMOUS, *access.ROLES)
+TODAY = dt.date.today().isoformat()
+
+
+def allowed(roles: tuple[str, ...], yes: int, signed_out: int) -> dict[str, int]:
+    """The status each of EVERYONE gets: `yes` for `roles`, 403 for other
+    staff, `signed_out` for someone not signed in."""
+    return {
+        who: yes if who in roles else (signed_out if who == ANONYMOUS else 403) for who in EVERYONE
+    }
+
+
+PUBLIC = dict.fromkeys(EVERYONE, 200)
+# Every route of the service: (method, path as registered) -> (path to try,
+# the status each of EVERYONE gets). A route missing here fails the test.
+RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
+    ("GET", "/"): ("/", PUBLIC),
+    ("GET", "/help"): ("/help", PUBLIC),
+    ("GET", "/call/{slug}"): ("/call/demo", PUBLIC),
+    ("GET", "/call/{slug}/ended"): ("/call/demo/ended", PUBLIC),
+    ("GET", "/login"): ("/login", PUBLIC),
+    ("GET", "/console"): ("/console", allowed(access.CONSOLE, 200, 303)),
+    ("GET", "/finance"): ("/finance", allowed(access.FINANCE, 200, 303)),
+    ("GET", "/finance/usage.csv"): (
+        f"/finance/usage.csv?authority=demo&from={TODAY}&to={TODAY}",
+        allowed(access.FINANCE, 200, 303),
+    ),
+    ("GET", "/admin"): ("/admin", allowed(access.ADMIN, 200, 303)),
+    ("GET", "/admin/audit"): ("/admin/audit", allowed(access.AUDIT, 200, 303)),
+    ("GET", "/api/v1/queues"): ("/api/v1/queues", allowed(access.QUEUES, 200, 401)),
+    ("GET", "/api/v1/authorities/{slug}/availability"): (
+        "/api/v1/authorities/demo/availability",
+        PUBLIC,
+    ),
+    ("GET", "/healthz"): ("/healthz", PUBLIC),
+    ("GET", "/metrics"): ("/metrics", PUBLIC),
+    ("GET", "/static"): ("/static/style.css", PUBLIC),
+    # Sockets: 101 is the upgrade to a WebSocket.
+    ("GET", "/ws/caller"): ("/ws/caller", dict.fromkeys(EVERYONE, 101)),
+    ("GET", "/ws/console"): ("/ws/console", allowed(access.CONSOLE, 101, 401)),
+    # Forms, each sent with its page's token (the token itself is tested below).
+    ("POST", "/login"): ("/login", dict.fromkeys(EVERYONE, 401)),  # a wrong password
+    ("POST", "/logout"): ("/logout", dict.fromkeys(EVERYONE, 303)),
+}
+
+
+@pytest.fixture
+async def sessions(pool: asyncpg.Pool, client: TestClient[Any, Any]) -> dict[str, str]:
+    """A signed-in session for each role, and a second authority with its own staff."""
+    await add_authority(pool, "other")
+    await add_staff(pool, "fin@other.example.org", access.AUTHORITY_FINANCE, "other")
+    made = {}
+    for role, email in ACCOUNTS.items():
+        if role == access.INTERPRETER:
+            await add_interpreter(pool, email)
+        else:
+            authority = "demo" if role in access.AUTHORITY_ROLES else None
+            await add_staff(pool, email, role, authority)
+        made[role] = await sign_in(client, email, INTERPRETER_PASSWORD)
+    made["other-finance"] = await sign_in(client, "fin@other.example.org", INTERPRETER_PASSWORD)
+    return made
+
+
+async def status_of(
+    client: TestClient[Any, Any], method: str, path: str, session: str | None
+) -> int:
+    cookies = {} if session is None else {"signvideo_session": session}
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies(cookies)
+    if path.startswith("/ws/"):
+        try:
+            ws = await client.ws_connect(path)
+        except WSServerHandshakeError as refused:
+            return refused.status
+        await ws.close()
+        return 101
+    if method == "POST":
+        token = await form_token(client)
+        # A new name each time, so that no account reaches the failure limit.
+        data = {
+            "csrf_token": token,
+            "email": f"{secrets.token_hex(4)}@example.org",
+            "password": "x",
+        }
+        response = await client.post(path, data=data, allow_redirects=False)
+    else:
+        response = await client.get(path, allow_redirects=False)
+    return response.status
+
+
+async def test_every_route_with_every_role(
+    client: TestClient[Any, Any], sessions: dict[str, str]
+) -> None:
+    registered = set()
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
+        if route.method == "HEAD":
+            continue
+        registered.add((route.method, path))
+    assert registered == set(RULES), "every route needs a rule here"
+    wrong = []
+    for (method, _), (path, expected) in sorted(RULES.items()):
+        for who in EVERYONE:
+            got = await status_of(client, method, path, sessions.get(who))
+            if got != expected[who]:
+                wrong.append(f"{method} {path} as {who}: {got}, expected {expected[who]}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_an_authoritys_staff_see_only_their_own(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, sessions: dict[str, str]
+) -> None:
+    await add_calls(pool)
+
+    def as_(who: str) -> dict[str, str]:
+        return {"Cookie": f"signvideo_session={sessions[who]}"}
+
+    finance = await (await client.get("/finance", headers=as_(access.AUTHORITY_FINANCE))).text()
+    assert "Demo Borough Council" in finance and "Other" not in finance
+    everything = await (await client.get("/finance", headers=as_(access.OPERATOR_ADMIN))).text()
+    assert "Demo Borough Council" in everything and "Other" in everything
+
+    export = f"&from={TODAY}&to={TODAY}"
+    theirs = await client.get(
+        "/finance/usage.csv?authority=other" + export, headers=as_(access.AUTHORITY_FINANCE)
+    )
+    assert theirs.status == 403
+    assert "cannot see that authority" in await theirs.text()
+    own = await client.get(
+        "/finance/usage.csv?authority=other" + export, headers=as_("other-finance")
+    )
+    rows = list(csv.DictReader(io.StringIO(await own.text())))
+    assert [r["authority"] for r in rows] == ["other"]
+
+    queues = await client.get("/api/v1/queues", headers=as_(access.AUTHORITY_ADMIN))
+    assert [a["slug"] for a in (await queues.json())["authorities"]] == ["demo"]
+    queues = await client.get("/api/v1/queues", headers=as_(access.SUPERVISOR))
+    assert [a["slug"] for a in (await queues.json())["authorities"]] == ["demo", "other"]
+
+
+async def add_calls(pool: asyncpg.Pool) -> None:
+    """One ended, charged call for each authority."""
+    for slug in ("demo", "other"):
+        await pool.execute(
+            """WITH c AS (
+                   INSERT INTO calls (authority_id, token_sha256, state, language, deadline_at,
+                                      answered_at, ended_at, end_reason)
+                   SELECT id, $2, 'ended', 'BSL', now(), now(), now(), 'caller_hung_up'
+                   FROM authorities WHERE slug = $1 RETURNING id, authority_id)
+               INSERT INTO charges (call_id, authority_id, billable_seconds,
+                                    rate_pence_per_minute, billing_increment_seconds,
+                                    minimum_charge_pence, charge_pence)
+               SELECT id, authority_id, 60, 100, 60, 0, 100 FROM c""",
+            slug,
+            os.urandom(32),
+        )
+
+
+async def test_the_database_keeps_authorities_apart(pool: asyncpg.Pool, seeded: None) -> None:
+    """Read as an authority's staff, a query that forgets to say which
+    authority still sees only that authority's rows; with no authority
+    named, it sees nothing; and it can change nothing."""
+    await add_authority(pool, "other")
+    await add_calls(pool)
+    demo = await pool.fetchval("SELECT id FROM authorities WHERE slug = 'demo'")
+    async with pool.acquire() as con, con.transaction():
+        await authority_scope(con, demo)
+        assert await con.fetchval("SELECT count(*) FROM calls") == 1
+        assert await con.fetchval("SELECT count(*) FROM charges") == 1
+        assert await con.fetch("SELECT slug FROM authorities") == [("demo",)]
+        assert {r["authority_id"] for r in await con.fetch("SELECT authority_id FROM calls")} == {
+            demo
+        }
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await con.execute("UPDATE calls SET end_reason = 'x'")
+    async with pool.acquire() as con, con.transaction():
+        await con.execute("SET LOCAL ROLE signvideo_authority_reader")
+        assert await con.fetchval("SELECT count(*) FROM calls") == 0
+    # The service itself still sees everything.
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 2
+
+
+async def test_forms_need_their_token_from_this_site(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, sessions: dict[str, str]
+) -> None:
+    token = await form_token(client)
+    good = {"email": ACCOUNTS[access.SUPERVISOR], "password": INTERPRETER_PASSWORD}
+    missing = await client.post("/login", data=good, allow_redirects=False)
+    assert missing.status == 403
+    assert "expired or was not sent from this site" in await missing.text()
+    wrong = await client.post("/login", data={**good, "csrf_token": token[::-1]})
+    assert wrong.status == 403
+    elsewhere = await client.post(
+        "/login",
+        data={**good, "csrf_token": token},
+        headers={"Origin": "https://attacker.example"},
+        allow_redirects=False,
+    )
+    assert elsewhere.status == 403
+    assert "another website" in await elsewhere.text()
+    right = await client.post("/login", data={**good, "csrf_token": token}, allow_redirects=False)
+    assert right.status == 303
+
+    # Signing out is a form too: without the token the session stays.
+    session = sessions[access.SUPERVISOR]
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({"signvideo_session": session})
+    assert (await client.post("/logout", allow_redirects=False)).status == 403
+    queues = await client.get("/api/v1/queues")
+    assert queues.status == 200
+    token = await form_token(client, "/help")
+    out = await client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert out.status == 303
+    client.session.cookie_jar.update_cookies({"signvideo_session": session})
+    assert (await client.get("/api/v1/queues")).status == 401
+
+
+async def test_failed_sign_ins_are_slowed_per_account_and_per_address(
+    client: TestClient[Any, Any], pool: asyncpg.Pool
+) -> None:
+    await add_staff(pool, "sue@example.org", access.SUPERVISOR)
+    token = await form_token(client)
+
+    async def attempt(email: str, password: str) -> Any:
+        data = {"email": email, "password": password, "csrf_token": token}
+        return await client.post("/login", data=data, allow_redirects=False)
+
+    for _ in range(ACCOUNT_FAILURE_LIMIT):
+        assert (await attempt("sue@example.org", "guess")).status == 401
+    refused = await attempt("sue@example.org", INTERPRETER_PASSWORD)
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many sign-ins have failed" in await refused.text()
+
+    # From one address, failures across many accounts add up too.
+    await add_staff(pool, "sam@example.org", access.SUPERVISOR)
+    for n in range(ADDRESS_FAILURE_LIMIT - ACCOUNT_FAILURE_LIMIT):
+        assert (await attempt(f"guess{n}@example.org", "guess")).status == 401
+    assert (await attempt("sam@example.org", INTERPRETER_PASSWORD)).status == 429
+
+    # Once the failures are old enough, the right password works again.
+    await pool.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD)).status == 303
+    actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert actions.count("sign_in.failed") == ADDRESS_FAILURE_LIMIT
+    assert actions.count("sign_in.refused") == 2
+    assert actions[-1] == "sign_in"
+
+
+async def test_the_audit_log_records_sign_ins_and_exports(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, sessions: dict[str, str]
+) -> None:
+    headers = {"Cookie": f"signvideo_session={sessions[access.AUTHORITY_FINANCE]}"}
+    export = await client.get(
+        f"/finance/usage.csv?authority=demo&from={TODAY}&to={TODAY}", headers=headers
+    )
+    assert export.status == 200
+    admin = {"Cookie": f"signvideo_session={sessions[access.OPERATOR_ADMIN]}"}
+    page = await (await client.get("/admin/audit", headers=admin)).text()
+    assert "export.usage_csv" in page and ACCOUNTS[access.AUTHORITY_FINANCE] in page
+    assert "sign_in" in page and "127.0.0.1" in page
+    row = await pool.fetchrow(
+        "SELECT actor, detail FROM audit_log WHERE action = 'export.usage_csv'"
+    )
+    assert row["actor"] == ACCOUNTS[access.AUTHORITY_FINANCE]
+    assert row["detail"] == {"from": TODAY, "to": TODAY}
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await pool.execute("DELETE FROM audit_log")
+    bad = await client.get("/admin/audit?before=yesterday", headers=admin)
+    assert bad.status == 400 and "entry number" in await bad.text()
