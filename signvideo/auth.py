@@ -45,7 +45,7 @@ def check_password(stored_hash: str, password: str) -> bool:
         return False
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -56,7 +56,7 @@ async def current_user(request: web.Request) -> User | None:
     user = None
     token = request.cookies.get(SESSION_COOKIE)
     if token and len(token) <= 128:
-        row = await request.app[POOL].fetchrow(Q["user_by_session"], _digest(token))
+        row = await request.app[POOL].fetchrow(Q["user_by_session"], token_digest(token))
         if row is not None:
             user = User(
                 row["id"], row["email"], row["display_name"], row["role"], row["authority_id"]
@@ -123,7 +123,9 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
     token = secrets.token_urlsafe(32)
-    await request.app[POOL].execute(Q["create_session"], _digest(token), user.id, SESSION_SECONDS)
+    await request.app[POOL].execute(
+        Q["create_session"], token_digest(token), user.id, SESSION_SECONDS
+    )
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -138,5 +140,5 @@ async def start_session(request: web.Request, response: web.StreamResponse, user
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[POOL].execute(Q["delete_session"], _digest(token))
+        await request.app[POOL].execute(Q["delete_session"], token_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signvideo import access, admission, audit, auth, billing, csrf
+from signvideo import access, admission, audit, auth, billing, csrf, forms
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
 
@@ -119,6 +119,78 @@ async def login_submit(request: web.Request) -> web.Response:
     if next_path == "/":
         next_path = access.HOME.get(user.role, "/")
     response = web.HTTPSeeOther(next_path)
+    await auth.start_session(request, response, user)
+    raise response
+
+
+PASSWORD_MINIMUM = 12
+PASSWORD_FIELDS = (
+    forms.Field(
+        "password",
+        "New password",
+        kind="password",
+        max_length=200,
+        autocomplete="new-password",
+    ),
+    forms.Field(
+        "confirm",
+        "The same password again",
+        kind="password",
+        max_length=200,
+        autocomplete="new-password",
+    ),
+)
+
+
+async def password_link(request: web.Request) -> web.Response:
+    """The page a one-time link opens: choose a password, once."""
+    token = request.match_info["token"]
+    pool = request.app[POOL]
+    found = None
+    if 20 <= len(token) <= 100:
+        found = await pool.fetchrow(Q["password_link_find"], auth.token_digest(token))
+    if found is None or not found["usable"]:
+        problem = (
+            "This link is not one we made: check that all of it was copied."
+            if found is None
+            else "This link has already been used."
+            if found["used_at"] is not None
+            else "This link has expired."
+        )
+        return await render(
+            request,
+            "password.html",
+            {"form": None, "problem": problem},
+            status=404 if found is None else 410,
+        )
+    context = {"email": found["email"], "minimum": PASSWORD_MINIMUM, "action": request.path}
+    if request.method == "GET":
+        return await render(
+            request, "password.html", {"form": forms.Form(PASSWORD_FIELDS), **context}
+        )
+    form = forms.read(PASSWORD_FIELDS, await request.post())
+    password = form.values.get("password")
+    if isinstance(password, str) and len(password) < PASSWORD_MINIMUM:
+        form.errors["password"] = f"Your password must be at least {PASSWORD_MINIMUM} characters."
+    elif isinstance(password, str) and password.lower() == found["email"]:
+        form.errors["password"] = "Your password must not be your email address."
+    elif "confirm" not in form.errors and form.values.get("confirm") != password:
+        form.errors["confirm"] = "The two passwords are not the same; type them again."
+    if not form.ok:
+        return await render(request, "password.html", {"form": form, **context}, status=400)
+    async with pool.acquire() as con, con.transaction():
+        row = await con.fetchrow(
+            Q["password_link_use"], auth.token_digest(token), auth.hash_password(str(password))
+        )
+        if row is None:  # spent by another request a moment ago
+            raise web.HTTPGone(text="This link has already been used. Ask for a new one.")
+        # A new password ends every session: whoever had the old one is out.
+        await con.execute(Q["sessions_revoke"], row["id"])
+        user = auth.User(
+            row["id"], row["email"], row["display_name"], row["role"], row["authority_id"]
+        )
+        await audit.record(con, request, "password.set", user=user)
+    response = web.HTTPSeeOther(access.HOME.get(user.role, "/"))
     await auth.start_session(request, response, user)
     raise response
 

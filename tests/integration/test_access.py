@@ -50,6 +50,8 @@ def allowed(roles: tuple[str, ...], yes: int, signed_out: int) -> dict[str, int]
 
 
 PUBLIC = dict.fromkeys(EVERYONE, 200)
+# Account ids for the paths below, filled in by the `sessions` fixture.
+IDS: dict[str, int] = {}
 # Every route of the service: (method, path as registered) -> (path to try,
 # the status each of EVERYONE gets). A route missing here fails the test.
 RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
@@ -66,6 +68,38 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ),
     ("GET", "/admin"): ("/admin", allowed(access.ADMIN, 200, 303)),
     ("GET", "/admin/audit"): ("/admin/audit", allowed(access.AUDIT, 200, 303)),
+    ("GET", "/admin/authorities"): ("/admin/authorities", allowed(access.ADMIN, 200, 303)),
+    ("*", "/admin/authorities/new"): ("/admin/authorities/new", allowed(access.ADMIN, 200, 303)),
+    ("*", "/admin/authorities/{slug}"): (
+        "/admin/authorities/demo",
+        allowed(access.ADMIN, 200, 303),
+    ),
+    # The matrix's form has none of the closure's fields: 400 says which are missing.
+    ("POST", "/admin/authorities/{slug}/closures"): (
+        "/admin/authorities/demo/closures",
+        allowed(access.ADMIN, 400, 303),
+    ),
+    ("POST", "/admin/authorities/{slug}/closures/{closure}/remove"): (
+        "/admin/authorities/demo/closures/999999/remove",
+        allowed(access.ADMIN, 404, 303),
+    ),
+    ("GET", "/admin/interpreters"): ("/admin/interpreters", allowed(access.ADMIN, 200, 303)),
+    ("*", "/admin/interpreters/{user}"): (
+        "/admin/interpreters/{interpreter}",
+        allowed(access.ADMIN, 200, 303),
+    ),
+    ("GET", "/admin/users"): ("/admin/users", allowed(access.ADMIN, 200, 303)),
+    ("*", "/admin/users/new"): ("/admin/users/new", allowed(access.ADMIN, 200, 303)),
+    ("*", "/admin/users/{user}"): ("/admin/users/{spare}", allowed(access.ADMIN, 200, 303)),
+    ("POST", "/admin/users/{user}/link"): (
+        "/admin/users/{spare}/link",
+        allowed(access.ADMIN, 200, 303),
+    ),
+    ("POST", "/admin/users/{user}/sign-out"): (
+        "/admin/users/{spare}/sign-out",
+        allowed(access.ADMIN, 303, 303),
+    ),
+    ("*", "/password/{token}"): ("/password/" + "x" * 43, dict.fromkeys(EVERYONE, 404)),
     ("GET", "/api/v1/queues"): ("/api/v1/queues", allowed(access.QUEUES, 200, 401)),
     ("GET", "/api/v1/authorities/{slug}/availability"): (
         "/api/v1/authorities/demo/availability",
@@ -91,11 +125,13 @@ async def sessions(pool: asyncpg.Pool, client: TestClient[Any, Any]) -> dict[str
     made = {}
     for role, email in ACCOUNTS.items():
         if role == access.INTERPRETER:
-            await add_interpreter(pool, email)
+            IDS["interpreter"] = await add_interpreter(pool, email)
         else:
             authority = "demo" if role in access.AUTHORITY_ROLES else None
             await add_staff(pool, email, role, authority)
         made[role] = await sign_in(client, email, INTERPRETER_PASSWORD)
+    # An account for the routes that change one (links, signing out).
+    IDS["spare"] = await add_staff(pool, "spare@example.org", access.SUPERVISOR)
     made["other-finance"] = await sign_in(client, "fin@other.example.org", INTERPRETER_PASSWORD)
     return made
 
@@ -113,7 +149,7 @@ async def status_of(
             return refused.status
         await ws.close()
         return 101
-    if method == "POST":
+    if method == "POST":  # "*" routes are tried with GET
         token = await form_token(client)
         # A new name each time, so that no account reaches the failure limit.
         data = {
@@ -141,7 +177,7 @@ async def test_every_route_with_every_role(
     wrong = []
     for (method, _), (path, expected) in sorted(RULES.items()):
         for who in EVERYONE:
-            got = await status_of(client, method, path, sessions.get(who))
+            got = await status_of(client, method, path.format(**IDS), sessions.get(who))
             if got != expected[who]:
                 wrong.append(f"{method} {path} as {who}: {got}, expected {expected[who]}")
     assert not wrong, "\n".join(wrong)
