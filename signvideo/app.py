@@ -15,10 +15,10 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from signvideo import access, admin, api, csrf, presence, routing, signaling, views
+from signvideo import access, admin, api, csrf, limits, presence, routing, signaling, views
 from signvideo.config import Config
 from signvideo.db import create_pool
-from signvideo.keys import CONFIG, HUB, MATCHER, METRICS, POOL, PROCESS_ID
+from signvideo.keys import CONFIG, HUB, JOIN_LIMITS, MATCHER, METRICS, POOL, PROCESS_ID
 from signvideo.mailbox import Hub
 from signvideo.metrics import Metrics
 
@@ -175,11 +175,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[security_headers, error_pages, csrf.protect], client_max_size=64 * 1024
+        middlewares=[limits.behind_proxy, security_headers, error_pages, csrf.protect],
+        client_max_size=64 * 1024,
     )
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[PROCESS_ID] = uuid.uuid4()
+    app[JOIN_LIMITS] = (
+        limits.Buckets(config.joins_per_address),
+        limits.Buckets(config.joins_per_authority),
+    )
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),

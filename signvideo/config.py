@@ -8,6 +8,7 @@ every setting is documented there).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -70,6 +71,25 @@ def _ice_servers(text: str) -> list[dict[str, Any]]:
         if not url.startswith(("stun:", "turn:", "turns:")):
             raise ValueError(f"{url!r} is not a stun:, turn: or turns: URL")
     return [{"urls": urls}]
+
+
+def _addresses(text: str) -> frozenset[str]:
+    found = set()
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            try:
+                found.add(str(ipaddress.ip_address(part)))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address") from None
+    return frozenset(found)
+
+
+def _per_minute(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100_000:
+        raise ValueError("must be a whole number from 1 to 100000")
+    return value
 
 
 def _log_level(text: str) -> str:
@@ -155,6 +175,28 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_seconds,
         "seconds between checks for messages whose notification was missed",
     ),
+    Setting(
+        "trusted_proxies",
+        "SIGNVIDEO_TRUSTED_PROXIES",
+        "",
+        _addresses,
+        "addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed (comma-separated; deploy/nginx.conf needs 127.0.0.1)",
+    ),
+    Setting(
+        "joins_per_address",
+        "SIGNVIDEO_JOINS_PER_ADDRESS",
+        "10",
+        _per_minute,
+        "joins a minute from one address before callers there are asked to wait",
+    ),
+    Setting(
+        "joins_per_authority",
+        "SIGNVIDEO_JOINS_PER_AUTHORITY",
+        "300",
+        _per_minute,
+        "joins a minute to one authority's queue, per server process",
+    ),
     Setting("log_level", "SIGNVIDEO_LOG_LEVEL", "info", _log_level, "debug, info, warning, error"),
 )
 
@@ -173,6 +215,9 @@ class Config:
     caller_grace: float = 60.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     mailbox_poll_interval: float = 2.0
+    trusted_proxies: frozenset[str] = frozenset()
+    joins_per_address: int = 10
+    joins_per_authority: int = 300
     log_level: str = "INFO"
 
     @classmethod

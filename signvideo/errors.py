@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class SignvideoError(Exception):
@@ -14,6 +15,10 @@ class SignvideoError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def details(self) -> dict[str, Any]:
+        """Fields the error message carries beyond its code and words."""
+        return {}
 
 
 class BadMessage(SignvideoError):
@@ -45,6 +50,23 @@ class Closed(SignvideoError):
     def __init__(self, message: str, next_open: datetime | None = None) -> None:
         super().__init__(message)
         self.next_open = next_open
+
+    def details(self) -> dict[str, Any]:
+        return {"next_open": None if self.next_open is None else self.next_open.isoformat()}
+
+
+class TooManyJoins(SignvideoError):
+    """Joins from one place, or to one queue, faster than the limits allow."""
+
+    code = "slow_down"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, Any]:
+        return {"retry_after": round(self.retry_after, 1)}
 
 
 class QueueFull(SignvideoError):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from signvideo.config import Config
+    from signvideo.limits import Buckets
     from signvideo.mailbox import Hub
     from signvideo.metrics import Metrics
     from signvideo.routing import Matcher
@@ -23,3 +24,5 @@ MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
 # This server process's id in server_processes: sockets it holds are
 # recorded against it, so another process can tell when they die with it.
 PROCESS_ID: web.AppKey[uuid.UUID] = web.AppKey("process_id")
+# Joins per address and per authority (limits.Buckets).
+JOIN_LIMITS: web.AppKey[tuple[Buckets, Buckets]] = web.AppKey("join_limits")

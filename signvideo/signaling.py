@@ -5,21 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from signvideo import admission, presence, routing
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
 from signvideo.db import Q
-from signvideo.errors import BadMessage, InvalidField, OutOfTurn, SignvideoError
-from signvideo.keys import CONFIG, HUB, MATCHER, METRICS, POOL, PROCESS_ID
+from signvideo.errors import BadMessage, InvalidField, OutOfTurn, SignvideoError, TooManyJoins
+from signvideo.keys import CONFIG, HUB, JOIN_LIMITS, MATCHER, METRICS, POOL, PROCESS_ID
 
 log = logging.getLogger("signvideo.signaling")
 
@@ -113,7 +114,12 @@ class Connection:
 
     async def send_error(self, err: SignvideoError, data: dict[str, Any] | None) -> None:
         self.request.app[METRICS].protocol_errors.labels(err.code).inc()
-        reply: dict[str, Any] = {"type": "error", "code": err.code, "message": err.message}
+        reply: dict[str, Any] = {
+            "type": "error",
+            "code": err.code,
+            "message": err.message,
+            **err.details(),
+        }
         if data is not None:
             if "id" in data:
                 reply["in_reply_to"] = data["id"]
@@ -157,8 +163,19 @@ class Connection:
             )
 
 
+class _Socket(web.WebSocketResponse):
+    """A WebSocket that says why, when it closes on a message too big."""
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = f"Message too big: send at most {MAX_MESSAGE_BYTES // 1024} KiB.".encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 async def _open(request: web.Request, kind: str) -> Connection:
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
+    ws = _Socket(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     return Connection(request, ws, kind)
 
@@ -173,6 +190,25 @@ def _optional_code(data: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= 40:
         raise InvalidField(f'"{name}" must be a short text, like "BSL" or "health".')
     return value
+
+
+def limit_joins(app: web.Application, request: web.Request, slug: str) -> None:
+    """Refuse a join beyond the limits per address and per authority."""
+    per_address, per_authority = app[JOIN_LIMITS]
+    wait = per_address.take(request.remote or "unknown")
+    if wait:
+        raise TooManyJoins(
+            "Too many people have tried to join from your connection just now. "
+            f"Please wait {math.ceil(wait)} seconds and try again.",
+            wait,
+        )
+    wait = per_authority.take(slug)
+    if wait:
+        raise TooManyJoins(
+            "A great many people are joining this queue just now. "
+            f"Please wait {math.ceil(wait)} seconds and try again.",
+            wait,
+        )
 
 
 async def caller_socket(request: web.Request) -> web.WebSocketResponse:
@@ -218,6 +254,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         slug = data.get("authority")
         if not isinstance(slug, str) or not slug or len(slug) > 63:
             raise InvalidField('"authority" is required: the short name from your link.')
+        limit_joins(app, request, slug)
         joined = await routing.join_queue(
             pool,
             slug,

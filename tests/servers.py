@@ -77,6 +77,10 @@ async def running_server(
         **os.environ,
         "DATABASE_URL": database_url,
         "SIGNVIDEO_DATA": str(data_dir),
+        # Every caller of the tests and benchmarks comes from 127.0.0.1; the
+        # join limits have a test of their own.
+        "SIGNVIDEO_JOINS_PER_ADDRESS": "100000",
+        "SIGNVIDEO_JOINS_PER_AUTHORITY": "100000",
         **(env or {}),
     }
     with log_path.open("wb") as log:

@@ -125,7 +125,9 @@ async def test_administration_pages(new_context: NewContext) -> None:
     summary = page.get_by_role("alert").filter(has_text="There is a problem")
     await expect(summary).to_be_focused()
     await expect(summary.get_by_role("link")).to_have_count(2)
-    await expect(page.get_by_label("Monday opening hours")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Monday opening hours")).to_have_attribute(
+        "aria-invalid", "true"
+    )
     await assert_no_violations(page, "an authority's settings with errors")
 
     await page.goto("/admin/interpreters")

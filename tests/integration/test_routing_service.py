@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -110,6 +111,14 @@ async def test_bank_holiday_closure_is_named(
     error = await caller.expect("error")
     assert error["code"] == "closed"
     assert "staff training" in error["message"]
+    # It opens again when the closure ends: at midnight after its last day, local time.
+    reopens = dt.datetime.fromisoformat(error["next_open"]).astimezone(ZoneInfo("Europe/London"))
+    last_day = await pool.fetchval("SELECT last_day FROM authority_closures")
+    assert (reopens.date(), reopens.hour, reopens.minute) == (
+        last_day + dt.timedelta(days=1),
+        0,
+        0,
+    )
 
 
 async def test_full_queue_and_bad_choices_are_refused(
