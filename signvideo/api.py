@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from signvideo import access, admission
 from signvideo.db import Q
 from signvideo.errors import NotFound
 from signvideo.keys import POOL
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under /api/, an error is JSON: {"error": what was wrong and what to do}."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        text = err.text or ""
+        if not text or text.startswith(f"{err.status}:"):
+            text = {
+                404: "There is nothing at this address; see /api/openapi.json.",
+                405: f"{request.method} is not allowed here; see /api/openapi.json.",
+            }.get(err.status, err.reason)
+        headers = {
+            k: v
+            for k, v in err.headers.items()
+            if k in ("WWW-Authenticate", "Retry-After", "Allow")
+        }
+        return web.json_response(
+            {"error": text}, status=err.status, headers={**headers, "Cache-Control": "no-store"}
+        )
 
 
 async def availability(request: web.Request) -> web.Response:

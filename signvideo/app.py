@@ -15,7 +15,7 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from signvideo import access, admin, api, csrf, limits, presence, routing, signaling, views
+from signvideo import access, admin, api, csrf, finance, limits, presence, routing, signaling, views
 from signvideo.config import Config
 from signvideo.db import create_pool
 from signvideo.keys import CONFIG, HUB, JOIN_LIMITS, MATCHER, METRICS, POOL, PROCESS_ID
@@ -175,7 +175,13 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[limits.behind_proxy, security_headers, error_pages, csrf.protect],
+        middlewares=[
+            limits.behind_proxy,
+            security_headers,
+            api.json_errors,
+            error_pages,
+            csrf.protect,
+        ],
         client_max_size=64 * 1024,
     )
     app[CONFIG] = config
@@ -211,7 +217,9 @@ def create_app(config: Config) -> web.Application:
             web.post("/login", views.login_submit),
             web.post("/logout", views.logout),
             web.get("/console", views.console),
-            web.get("/finance", views.finance_page),
+            web.get("/finance", finance.finance_page),
+            web.route("*", "/finance/tokens", finance.tokens_page),
+            web.post("/finance/tokens/{token}/revoke", finance.token_revoke),
             web.route("*", "/password/{token}", views.password_link),
             web.get("/admin", admin.index),
             web.get("/admin/audit", admin.audit_log),
@@ -227,11 +235,12 @@ def create_app(config: Config) -> web.Application:
             web.route("*", "/admin/users/{user}", admin.user_edit),
             web.post("/admin/users/{user}/link", admin.user_link),
             web.post("/admin/users/{user}/sign-out", admin.user_sign_out),
-            web.get("/finance/usage.csv", views.usage_csv),
+            web.get("/finance/usage.csv", finance.usage_csv),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),
             web.get("/api/v1/queues", api.queues),
             web.get("/api/v1/authorities/{slug}/availability", api.availability),
+            web.get("/api/v1/authorities/{slug}/usage", finance.usage_api),
             web.get("/healthz", views.healthz),
             web.get("/metrics", views.metrics),
             web.static("/static", WEB_DIR / "static", append_version=False),

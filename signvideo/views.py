@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signvideo import access, admission, audit, auth, billing, csrf, forms
+from signvideo import access, admission, audit, auth, csrf, forms
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
-
-MAX_EXPORT_DAYS = 366
 
 END_REASONS = {
     "caller_left": "You left the queue.",
@@ -207,111 +204,6 @@ async def logout(request: web.Request) -> web.Response:
 async def console(request: web.Request) -> web.Response:
     await access.require_page(request, access.CONSOLE)
     return await render(request, "console.html", {"ice_servers": request.app[CONFIG].ice_servers})
-
-
-async def _finance_authorities(request: web.Request, user: auth.User) -> list[Any]:
-    """The authorities whose usage `user` may see (the database decides)."""
-    async with access.reading_as(request, user) as con:
-        rows: list[Any] = await con.fetch(Q["authorities_listed"])
-    return rows
-
-
-def _month_range(today: dt.date) -> tuple[str, str]:
-    first = today.replace(day=1)
-    return first.isoformat(), today.isoformat()
-
-
-async def finance_page(request: web.Request) -> web.Response:
-    user = await access.require_page(request, access.FINANCE)
-    first, last = _month_range(dt.date.today())
-    return await render(
-        request,
-        "finance.html",
-        {
-            "authorities": await _finance_authorities(request, user),
-            "default_from": first,
-            "default_to": last,
-            "error": None,
-        },
-    )
-
-
-def _parse_day(value: str | None, name: str) -> dt.date:
-    if not value:
-        raise ValueError(f"Enter a '{name}' date, like 2026-11-01.")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"The '{name}' date {value[:40]!r} is not a date; write it like 2026-11-01."
-        ) from None
-
-
-async def usage_csv(request: web.Request) -> web.StreamResponse:
-    user = await access.require_page(request, access.FINANCE)
-    allowed = await _finance_authorities(request, user)
-    query = request.query
-    slug = query.get("authority", "")
-
-    async def refuse(message: str, status: int, field: str = "authority") -> web.Response:
-        first, last = _month_range(dt.date.today())
-        return await render(
-            request,
-            "finance.html",
-            {
-                "authorities": allowed,
-                "default_from": query.get("from", first)[:10],
-                "default_to": query.get("to", last)[:10],
-                "selected_authority": slug,
-                "error": message,
-                "error_field": field,
-            },
-            status=status,
-        )
-
-    if not slug:
-        return await refuse("Choose an authority.", 400)
-    authority = next((a for a in allowed if a["slug"] == slug), None)
-    if authority is None:
-        exists = await request.app[POOL].fetchval("SELECT 1 FROM authorities WHERE slug = $1", slug)
-        if exists:
-            return await refuse("Your account cannot see that authority's usage.", 403)
-        return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
-    try:
-        first_day = _parse_day(query.get("from"), "from")
-    except ValueError as err:
-        return await refuse(str(err), 400, "from")
-    try:
-        last_day = _parse_day(query.get("to"), "to")
-    except ValueError as err:
-        return await refuse(str(err), 400, "to")
-    if last_day < first_day:
-        return await refuse("The 'to' date is before the 'from' date.", 400, "to")
-    if (last_day - first_day).days >= MAX_EXPORT_DAYS:
-        return await refuse(f"Choose a range of at most {MAX_EXPORT_DAYS} days.", 400, "from")
-
-    filename = f"signvideo-usage-{slug}-{first_day}-to-{last_day}.csv"
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8; header=present",
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        }
-    )
-    await audit.record(
-        request.app[POOL],
-        request,
-        "export.usage_csv",
-        user=user,
-        authority_id=authority["id"],
-        detail={"from": first_day.isoformat(), "to": last_day.isoformat()},
-    )
-    await response.prepare(request)
-    async with access.reading_as(request, user) as con:
-        async for chunk in billing.usage_csv_chunks(con, authority["id"], first_day, last_day):
-            await response.write(chunk)
-    await response.write_eof()
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -100,6 +100,15 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
     await expect(summary).to_be_focused()
     await assert_no_violations(page, "finance page with an error")
 
+    await page.goto("/finance")
+    await page.get_by_role("link", name="API token").click()
+    await assert_no_violations(page, "API tokens")
+    await page.get_by_label("What the token is for").fill("Monthly import")
+    await page.get_by_role("button", name="Make a token").click()
+    await expect(page.locator("#token")).to_contain_text("svt_")
+    await expect(page.get_by_role("cell", name="Monthly import", exact=True)).to_be_visible()
+    await assert_no_violations(page, "API tokens with a new one shown")
+
 
 async def test_administration_pages(new_context: NewContext) -> None:
     page = await (await new_context()).new_page()

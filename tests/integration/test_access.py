@@ -66,6 +66,15 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         f"/finance/usage.csv?authority=demo&from={TODAY}&to={TODAY}",
         allowed(access.FINANCE, 200, 303),
     ),
+    ("*", "/finance/tokens"): ("/finance/tokens", allowed(access.FINANCE, 200, 303)),
+    ("POST", "/finance/tokens/{token}/revoke"): (
+        "/finance/tokens/999999/revoke",
+        allowed(access.FINANCE, 404, 303),
+    ),
+    ("GET", "/api/v1/authorities/{slug}/usage"): (
+        f"/api/v1/authorities/demo/usage?from={TODAY}&to={TODAY}",
+        allowed(access.FINANCE, 200, 401),
+    ),
     ("GET", "/admin"): ("/admin", allowed(access.ADMIN, 200, 303)),
     ("GET", "/admin/audit"): ("/admin/audit", allowed(access.AUDIT, 200, 303)),
     ("GET", "/admin/authorities"): ("/admin/authorities", allowed(access.ADMIN, 200, 303)),
