@@ -698,3 +698,91 @@ async def user_sign_out(request: web.Request) -> web.Response:
         await con.execute(Q["sessions_revoke"], row["id"])
         await audit.record(con, request, "sessions.revoke", user=by, detail={"for": row["email"]})
     raise _see_other(f"/admin/users/{row['id']}?saved=signed_out")
+
+
+# Identity providers ---------------------------------------------------------------
+
+
+async def provider_fields(pool: asyncpg.Pool) -> list[Field]:
+    authorities_list = await pool.fetch(Q["admin_authorities"])
+    return [
+        Field(
+            "name",
+            "Name people see",
+            hint="Like: Leeds City Council staff account.",
+            max_length=100,
+        ),
+        Field(
+            "issuer",
+            "Issuer URL",
+            hint="The provider's issuer, exactly as its discovery document gives it.",
+            pattern=r"https?://\S+",
+            pattern_words="must be a web address starting https://",
+            max_length=300,
+        ),
+        Field("client_id", "Client ID", max_length=200),
+        Field("client_secret", "Client secret", kind="password", max_length=500),
+        Field(
+            "authority",
+            "Whose staff sign in with it",
+            kind="select",
+            required=False,
+            hint="Choose None for the shared service's own staff.",
+            choices=[(a["slug"], a["name"]) for a in authorities_list],
+        ),
+    ]
+
+
+async def providers(request: web.Request) -> web.Response:
+    user = await _admin(request)
+    pool = request.app[POOL]
+    fields = await provider_fields(pool)
+    form, status = forms.Form(fields), 200
+    if request.method == "POST":
+        form = forms.read(fields, await request.post())
+        if form.ok:
+            v = form.values
+            async with pool.acquire() as con, con.transaction():
+                provider_id = await con.fetchval(
+                    Q["identity_provider_insert"],
+                    v["authority"],
+                    v["name"],
+                    v["issuer"],
+                    v["client_id"],
+                    v["client_secret"],
+                )
+                await audit.record(
+                    con,
+                    request,
+                    "identity_provider.add",
+                    user=user,
+                    detail={"id": provider_id, "name": v["name"], "issuer": v["issuer"]},
+                )
+            raise _see_other("/admin/identity-providers?saved=1")
+        status = 400
+    saved = "The identity provider has been added." if request.query.get("saved") else None
+    removed = "The identity provider has been removed." if request.query.get("removed") else None
+    return await render(
+        request,
+        "admin/providers.html",
+        {
+            "form": form,
+            "providers": await pool.fetch(Q["identity_providers_listed"]),
+            "saved": saved or removed,
+            "callback": f"{request.scheme}://{request.host}/login/oidc/callback",
+        },
+        status=status,
+    )
+
+
+async def provider_remove(request: web.Request) -> web.Response:
+    user = await _admin(request)
+    text = request.match_info["provider"]
+    if not text.isdigit() or len(text) > 18:
+        raise web.HTTPNotFound(text="There is no such identity provider.")
+    async with request.app[POOL].acquire() as con, con.transaction():
+        row = await con.fetchrow(Q["identity_provider_delete"], int(text))
+        if row is None:
+            raise web.HTTPNotFound(text="There is no such identity provider; it may be gone.")
+        await audit.record(con, request, "identity_provider.remove", user=user, detail=dict(row))
+    raise _see_other("/admin/identity-providers?removed=1")

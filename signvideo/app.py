@@ -15,7 +15,19 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from signvideo import access, admin, api, csrf, finance, limits, presence, routing, signaling, views
+from signvideo import (
+    access,
+    admin,
+    api,
+    csrf,
+    finance,
+    limits,
+    oidc,
+    presence,
+    routing,
+    signaling,
+    views,
+)
 from signvideo.config import Config
 from signvideo.db import create_pool
 from signvideo.keys import CONFIG, HUB, JOIN_LIMITS, MATCHER, METRICS, POOL, PROCESS_ID
@@ -216,6 +228,8 @@ def create_app(config: Config) -> web.Application:
             web.get("/login", views.login_form),
             web.post("/login", views.login_submit),
             web.post("/logout", views.logout),
+            web.get("/login/oidc/callback", oidc.callback),
+            web.get("/login/oidc/{provider}", oidc.begin),
             web.get("/console", views.console),
             web.get("/finance", finance.finance_page),
             web.route("*", "/finance/tokens", finance.tokens_page),
@@ -235,6 +249,8 @@ def create_app(config: Config) -> web.Application:
             web.route("*", "/admin/users/{user}", admin.user_edit),
             web.post("/admin/users/{user}/link", admin.user_link),
             web.post("/admin/users/{user}/sign-out", admin.user_sign_out),
+            web.route("*", "/admin/identity-providers", admin.providers),
+            web.post("/admin/identity-providers/{provider}/remove", admin.provider_remove),
             web.get("/finance/usage.csv", finance.usage_csv),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),

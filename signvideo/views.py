@@ -77,12 +77,30 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-async def login_form(request: web.Request) -> web.Response:
+async def login_page(
+    request: web.Request,
+    *,
+    error: str | None = None,
+    email: str = "",
+    next_path: str = "/",
+    status: int = 200,
+) -> web.Response:
+    """The sign-in page: email and password, and any identity providers."""
     return await render(
         request,
         "login.html",
-        {"error": None, "email": "", "next": _safe_next(request.query.get("next"))},
+        {
+            "error": error,
+            "email": email,
+            "next": next_path,
+            "providers": await request.app[POOL].fetch(Q["identity_providers_listed"]),
+        },
+        status=status,
     )
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return await login_page(request, next_path=_safe_next(request.query.get("next")))
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -91,24 +109,18 @@ async def login_submit(request: web.Request) -> web.Response:
     password = form.get("password")
     next_path = _safe_next(str(form.get("next", "")))
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
-        return await render(
+        return await login_page(
             request,
-            "login.html",
-            {
-                "error": "Enter your email address and password.",
-                "email": email or "",
-                "next": next_path,
-            },
+            error="Enter your email address and password.",
+            email=email if isinstance(email, str) else "",
+            next_path=next_path,
             status=400,
         )
     try:
         user = await auth.sign_in(request, email, password)
     except auth.SignInRefused as refused:
-        page = await render(
-            request,
-            "login.html",
-            {"error": refused.message, "email": email, "next": next_path},
-            status=refused.status,
+        page = await login_page(
+            request, error=refused.message, email=email, next_path=next_path, status=refused.status
         )
         if refused.retry_after is not None:
             page.headers["Retry-After"] = str(refused.retry_after)

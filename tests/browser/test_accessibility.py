@@ -145,6 +145,13 @@ async def test_administration_pages(new_context: NewContext) -> None:
     await expect(page.get_by_role("checkbox", name="Health", exact=True)).to_be_checked()
     await assert_no_violations(page, "an interpreter's skills")
 
+    await page.goto("/admin/identity-providers")
+    await page.get_by_label("Name people see").fill("Demo staff account")
+    await page.get_by_label("Issuer URL").fill("not a web address")
+    await page.get_by_role("button", name="Add the provider").click()
+    await expect(page.get_by_role("alert")).to_contain_text("must be a web address")
+    await assert_no_violations(page, "identity providers with errors")
+
     await page.goto("/admin/users")
     await assert_no_violations(page, "staff accounts")
     await page.get_by_role("link", name="Add a staff account").click()

@@ -108,6 +108,16 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/admin/users/{spare}/sign-out",
         allowed(access.ADMIN, 303, 303),
     ),
+    ("*", "/admin/identity-providers"): (
+        "/admin/identity-providers",
+        allowed(access.ADMIN, 200, 303),
+    ),
+    ("POST", "/admin/identity-providers/{provider}/remove"): (
+        "/admin/identity-providers/999999/remove",
+        allowed(access.ADMIN, 404, 303),
+    ),
+    ("GET", "/login/oidc/callback"): ("/login/oidc/callback", dict.fromkeys(EVERYONE, 400)),
+    ("GET", "/login/oidc/{provider}"): ("/login/oidc/999999", dict.fromkeys(EVERYONE, 404)),
     ("*", "/password/{token}"): ("/password/" + "x" * 43, dict.fromkeys(EVERYONE, 404)),
     ("GET", "/api/v1/queues"): ("/api/v1/queues", allowed(access.QUEUES, 200, 401)),
     ("GET", "/api/v1/authorities/{slug}/availability"): (
