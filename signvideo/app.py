@@ -23,6 +23,7 @@ from signvideo import (
     finance,
     limits,
     oidc,
+    openapi,
     presence,
     routing,
     signaling,
@@ -165,6 +166,35 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
+async def plain_input(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """PostgreSQL text cannot hold a NUL character: refuse one at the door,
+    in words, wherever it comes (address, query or form)."""
+    suspicious = "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query.items()
+    )
+    if (
+        not suspicious
+        and request.method == "POST"
+        and request.content_type
+        in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
+    ):
+        form = await request.post()
+        suspicious = any(
+            "\x00" in key or (isinstance(value, str) and "\x00" in value)
+            for key, value in form.items()
+        )
+    if suspicious:
+        raise web.HTTPBadRequest(
+            text="The request contains a NUL character, which is not allowed. "
+            "Check what was typed or pasted and try again."
+        )
+    return await handler(request)
+
+
+@web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared:
@@ -192,6 +222,7 @@ def create_app(config: Config) -> web.Application:
             security_headers,
             api.json_errors,
             error_pages,
+            plain_input,
             csrf.protect,
         ],
         client_max_size=64 * 1024,
@@ -254,6 +285,7 @@ def create_app(config: Config) -> web.Application:
             web.get("/finance/usage.csv", finance.usage_csv),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),
+            web.get("/api/openapi.json", openapi.document),
             web.get("/api/v1/queues", api.queues),
             web.get("/api/v1/authorities/{slug}/availability", api.availability),
             web.get("/api/v1/authorities/{slug}/usage", finance.usage_api),

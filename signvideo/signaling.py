@@ -38,6 +38,10 @@ def parse_message(text: str) -> dict[str, Any]:
         raise BadMessage("bad_json", f"The message is not valid JSON: {err.msg}.") from err
     if not isinstance(data, dict):
         raise BadMessage("bad_json", 'A message must be a JSON object, like {"type": "ping"}.')
+    if "\\u0000" in text:
+        raise BadMessage(
+            "bad_json", "The message contains a NUL character (\\u0000); leave it out."
+        )
     request_id = data.get("id")
     if request_id is not None and not (
         (isinstance(request_id, str) and len(request_id) <= 64)
@@ -47,6 +51,11 @@ def parse_message(text: str) -> dict[str, Any]:
     if not isinstance(data.get("type"), str):
         raise BadMessage("missing_type", 'The message has no "type" string.')
     return data
+
+
+def pong(data: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a ping, naming the ping's "id" if it had one."""
+    return {"type": "pong", **({"in_reply_to": data["id"]} if "id" in data else {})}
 
 
 def call_id_field(data: dict[str, Any]) -> uuid.UUID:
@@ -331,8 +340,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         payload = {"type": "ice", "call_id": str(mine), "candidate": candidate_field(data)}
         await routing.relay_from_caller(pool, mine, payload)
 
-    async def on_ping(_data: dict[str, Any]) -> None:
-        await conn.send({"type": "pong"})
+    async def on_ping(data: dict[str, Any]) -> None:
+        await conn.send(pong(data))
 
     conn.handlers = {
         "join": on_join,
@@ -435,8 +444,8 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         payload = {"type": "ice", "call_id": str(call_id), "candidate": candidate_field(data)}
         await routing.relay_from_interpreter(pool, user.id, call_id, payload)
 
-    async def on_ping(_data: dict[str, Any]) -> None:
-        await conn.send({"type": "pong"})
+    async def on_ping(data: dict[str, Any]) -> None:
+        await conn.send(pong(data))
 
     conn.handlers = {
         "set_state": on_state,

@@ -13,8 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,18 +56,9 @@ class ServerProcess:
         await asyncio.to_thread(self.process.wait, 10)
 
 
-@asynccontextmanager
-async def running_server(
-    database_url: str,
-    workdir: Path,
-    *,
-    command: str = "serve",
-    env: dict[str, str] | None = None,
-    quiet: bool = False,
-) -> AsyncIterator[ServerProcess]:
-    """`python -m signvideo <command>` on a free port, healthy before it is handed
-    over; stopped afterwards, and its output printed (pytest shows it when the
-    test fails)."""
+def _start(
+    database_url: str, workdir: Path, command: str, env: dict[str, str] | None
+) -> ServerProcess:
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
@@ -100,26 +91,65 @@ async def running_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", log_path, process)
+    return ServerProcess(f"http://127.0.0.1:{port}", log_path, process)
+
+
+def _wait_until_healthy(server: ServerProcess) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _healthy(server.url("/healthz")):
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"signvideo exited with {server.process.returncode}:\n{server.log()}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"signvideo not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log()}"
+            )
+        time.sleep(0.1)
+
+
+def _stop(server: ServerProcess, command: str, quiet: bool) -> None:
+    process = server.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if not quiet:
+        print(f"--- signvideo {command} on {server.base_url} (exit {process.returncode}) ---")
+        print(server.log())
+
+
+@asynccontextmanager
+async def running_server(
+    database_url: str,
+    workdir: Path,
+    *,
+    command: str = "serve",
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> AsyncIterator[ServerProcess]:
+    """`python -m signvideo <command>` on a free port, healthy before it is handed
+    over; stopped afterwards, and its output printed (pytest shows it when the
+    test fails)."""
+    server = _start(database_url, workdir, command, env)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not await asyncio.to_thread(_healthy, server.url("/healthz")):
-            if process.poll() is not None:
-                raise RuntimeError(f"signvideo exited with {process.returncode}:\n{server.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"signvideo not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log()}"
-                )
-            await asyncio.sleep(0.1)
+        await asyncio.to_thread(_wait_until_healthy, server)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait)
-        if not quiet:
-            print(f"--- signvideo {command} on {server.base_url} (exit {process.returncode}) ---")
-            print(server.log())
+        await asyncio.to_thread(_stop, server, command, quiet)
+
+
+@contextmanager
+def running_server_sync(
+    database_url: str, workdir: Path, *, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """running_server for synchronous tests (schemathesis drives requests itself)."""
+    server = _start(database_url, workdir, "serve", env)
+    try:
+        _wait_until_healthy(server)
+        yield server
+    finally:
+        _stop(server, "serve", quiet=False)

@@ -125,6 +125,7 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         PUBLIC,
     ),
     ("GET", "/healthz"): ("/healthz", PUBLIC),
+    ("GET", "/api/openapi.json"): ("/api/openapi.json", PUBLIC),
     ("GET", "/metrics"): ("/metrics", PUBLIC),
     ("GET", "/static"): ("/static/style.css", PUBLIC),
     # Sockets: 101 is the upgrade to a WebSocket.

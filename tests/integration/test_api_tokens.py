@@ -122,3 +122,22 @@ async def test_api_errors_are_json(client: TestClient[Any, Any]) -> None:
     assert (await nothing.json())["error"].startswith("There is nothing at this address")
     signed_out = await client.get("/api/v1/queues")
     assert signed_out.status == 401 and "Sign in" in (await signed_out.json())["error"]
+
+
+async def test_characters_the_database_cannot_hold_are_refused_plainly(
+    client: TestClient[Any, Any], seeded: None
+) -> None:
+    """A NUL anywhere in an address, query or form is a 400 or 404 with words, never a 500."""
+    for path in (
+        "/api/v1/authorities/%00/availability",
+        "/api/v1/authorities/demo/usage?from=%00&to=x",
+        "/call/de%00mo",
+        "/finance/usage.csv?authority=%00",
+    ):
+        answer = await client.get(path, allow_redirects=False)
+        assert answer.status in (303, 400, 404), (path, answer.status)
+    token = await form_token(client)
+    login = await client.post(
+        "/login", data={"email": "a\x00@example.org", "password": "x", "csrf_token": token}
+    )
+    assert login.status == 400 and "not allowed" in await login.text()
