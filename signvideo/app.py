@@ -25,6 +25,7 @@ from signvideo import (
     oidc,
     openapi,
     presence,
+    privacy,
     routing,
     signaling,
     views,
@@ -131,11 +132,18 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
 
     matcher = app[MATCHER] = routing.Matcher(app[POOL], app[CONFIG], app[HUB])
     matcher.start()
-    task = asyncio.create_task(sweep(), name="offer-sweeper")
+    tasks = [
+        asyncio.create_task(sweep(), name="offer-sweeper"),
+        asyncio.create_task(
+            privacy.purge_forever(app[POOL], app[CONFIG].contact_retention_days),
+            name="contact-purge",
+        ),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await matcher.stop()
 
 
@@ -254,6 +262,7 @@ def create_app(config: Config) -> web.Application:
         [
             web.get("/", views.index),
             web.get("/help", views.help_page),
+            web.get("/privacy", privacy.page),
             web.get("/call/{slug}", views.caller_page),
             web.get("/call/{slug}/ended", views.call_ended),
             web.get("/login", views.login_form),

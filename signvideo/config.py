@@ -85,7 +85,7 @@ def _addresses(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _per_minute(text: str) -> int:
+def _whole_number(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 100_000:
         raise ValueError("must be a whole number from 1 to 100000")
@@ -187,15 +187,22 @@ SETTINGS: tuple[Setting, ...] = (
         "joins_per_address",
         "SIGNVIDEO_JOINS_PER_ADDRESS",
         "10",
-        _per_minute,
+        _whole_number,
         "joins a minute from one address before callers there are asked to wait",
     ),
     Setting(
         "joins_per_authority",
         "SIGNVIDEO_JOINS_PER_AUTHORITY",
         "300",
-        _per_minute,
+        _whole_number,
         "joins a minute to one authority's queue, per server process",
+    ),
+    Setting(
+        "contact_retention_days",
+        "SIGNVIDEO_CONTACT_RETENTION_DAYS",
+        "30",
+        _whole_number,
+        "days a caller's contact details are kept before they are wiped",
     ),
     Setting("log_level", "SIGNVIDEO_LOG_LEVEL", "info", _log_level, "debug, info, warning, error"),
 )
@@ -218,6 +225,7 @@ class Config:
     trusted_proxies: frozenset[str] = frozenset()
     joins_per_address: int = 10
     joins_per_authority: int = 300
+    contact_retention_days: int = 30
     log_level: str = "INFO"
 
     @classmethod

@@ -414,11 +414,15 @@ async def accept(
         await post(
             con,
             interpreter_key(user_id),
-            connected_message(
-                call_id, "interpreter", ice_servers, {"authority": authority["slug"]}
-            ),
+            connected_message(call_id, "interpreter", ice_servers, interpreter_peer(authority)),
         )
         await con.execute(Q["notify_queue_changed"])
+
+
+def interpreter_peer(call: asyncpg.Record) -> dict[str, Any]:
+    """What the interpreter is told of the other side: the authority, and how
+    to reach the caller if the call is cut off (if they said)."""
+    return {"authority": call["slug"], "contact": call["caller_contact"]}
 
 
 def connected_message(

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, presence, routing
+from signvideo import admission, presence, privacy, routing
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -263,6 +263,14 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         slug = data.get("authority")
         if not isinstance(slug, str) or not slug or len(slug) > 63:
             raise InvalidField('"authority" is required: the short name from your link.')
+        contact = data.get("contact")
+        if contact is not None and (
+            not isinstance(contact, str) or len(contact.strip()) > privacy.MAX_CONTACT_CHARS
+        ):
+            raise InvalidField(
+                f'"contact" must be a phone number or email address of at most '
+                f"{privacy.MAX_CONTACT_CHARS} characters, or left out."
+            )
         limit_joins(app, request, slug)
         joined = await routing.join_queue(
             pool,
@@ -275,6 +283,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             authorities=hub.authorities,
         )
         call_id = joined.call_id
+        if contact and contact.strip():
+            await pool.execute(Q["set_caller_contact"], call_id, contact.strip())
         try:
             await hub.send_taken(joined.matched.mail)
             if joined.matched.again:
@@ -495,7 +505,7 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
                 status["call_id"],
                 "interpreter",
                 config.ice_servers,
-                {"authority": call["slug"]},
+                routing.interpreter_peer(call),
                 resumed=True,
             )
         )

@@ -60,6 +60,7 @@ async def caller_page(request: web.Request) -> web.Response:
             "availability": availability,
             "opening_lines": availability["opening_lines"],
             "ice_servers": request.app[CONFIG].ice_servers,
+            "retention_days": request.app[CONFIG].contact_retention_days,
         },
     )
 

@@ -188,7 +188,8 @@ SELECT c.id, c.state, c.interpreter_id, c.offer_expires_at <= now() AS offer_exp
 FROM calls c WHERE c.id = $1;
 
 -- name: authority_of_call
-SELECT a.slug, a.name FROM calls c JOIN authorities a ON a.id = c.authority_id
+-- The call's authority, and the caller's contact if they left one.
+SELECT a.slug, a.name, c.caller_contact FROM calls c JOIN authorities a ON a.id = c.authority_id
 WHERE c.id = $1;
 
 -- name: rate_rule
@@ -198,7 +199,7 @@ FROM authorities WHERE id = $1;
 -- name: call_resend
 -- What a reconnected console is sent again: its call's state, the offer as
 -- it stands (migration 0005), and the authority.
-SELECT c.state, a.slug,
+SELECT c.state, a.slug, c.caller_contact,
        offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
                      extract(epoch FROM c.offer_expires_at - now())::float8) AS offer
 FROM calls c JOIN authorities a ON a.id = c.authority_id WHERE c.id = $1;

@@ -66,7 +66,7 @@ async def test_caller_page_when_the_camera_is_refused(new_context: NewContext) -
 
 async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
     page = await (await new_context()).new_page()
-    for path, what in (("/", "home page"), ("/help", "help page")):
+    for path, what in (("/", "home page"), ("/help", "help page"), ("/privacy", "privacy page")):
         await page.goto(path)
         await assert_no_violations(page, what)
 

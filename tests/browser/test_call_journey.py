@@ -65,6 +65,9 @@ async def usage_rows(new_context: NewContext) -> list[dict[str, str]]:
 async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLog) -> None:
     caller, console = await connect_call(new_context)
     call_id = await caller.evaluate("window.signvideo.callId")
+    await expect(console.locator("#caller-contact")).to_have_text(
+        "The caller left no way to reach them if you are cut off."
+    )
 
     await caller.get_by_role("button", name="Hang up").click()
 

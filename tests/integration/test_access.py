@@ -57,6 +57,7 @@ IDS: dict[str, int] = {}
 RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/"): ("/", PUBLIC),
     ("GET", "/help"): ("/help", PUBLIC),
+    ("GET", "/privacy"): ("/privacy", PUBLIC),
     ("GET", "/call/{slug}"): ("/call/demo", PUBLIC),
     ("GET", "/call/{slug}/ended"): ("/call/demo/ended", PUBLIC),
     ("GET", "/login"): ("/login", PUBLIC),

@@ -371,6 +371,8 @@
       const language = chosenLanguage();
       if (language) fields.language = language;
       if (specialism) fields.specialism = specialism;
+      const contact = document.getElementById("contact");
+      if (contact && contact.value.trim()) fields.contact = contact.value.trim();
       send("join", fields);
     });
   }

@@ -31,6 +31,7 @@
     decline: document.getElementById("decline"),
     call: document.getElementById("call"),
     callHeading: document.getElementById("call-heading"),
+    callerContact: document.getElementById("caller-contact"),
     localVideo: document.getElementById("local-video"),
     remoteVideo: document.getElementById("remote-video"),
     hangup: document.getElementById("hangup"),
@@ -355,6 +356,11 @@
     render();
 
     el.callHeading.textContent = "Call from " + authorityName;
+    const contact = message.peer && message.peer.contact;
+    el.callerContact.textContent = contact
+      ? "If you are cut off, the caller can be reached at: " + contact
+      : "The caller left no way to reach them if you are cut off.";
+    el.callerContact.hidden = false;
     el.hangup.disabled = false;
     el.call.hidden = false;
     el.hangup.focus();
