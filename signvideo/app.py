@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -204,23 +204,32 @@ async def plain_input(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    """On every answer, errors included: no inline script, no framing, no
+    referrer beyond this site, and camera and microphone only where needed."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as err:
+        _secure(request, err.headers)
+        raise
     if not response.prepared:
-        headers = response.headers
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        camera = request.path.startswith(("/call/", "/console"))
-        headers.setdefault(
-            "Permissions-Policy",
-            "camera=(self), microphone=(self)" if camera else "camera=(), microphone=()",
-        )
+        _secure(request, response.headers)
     return response
+
+
+def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'",
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    camera = request.path.startswith(("/call/", "/console"))
+    headers.setdefault(
+        "Permissions-Policy",
+        "camera=(self), microphone=(self)" if camera else "camera=(), microphone=()",
+    )
 
 
 def create_app(config: Config) -> web.Application:

@@ -5,10 +5,13 @@ throttling and the audit log."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import os
+import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -17,7 +20,9 @@ from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient
 
 from signvideo import access
+from signvideo.app import create_app
 from signvideo.auth import ACCOUNT_FAILURE_LIMIT, ADDRESS_FAILURE_LIMIT
+from signvideo.config import Config
 from signvideo.db import authority_scope
 from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
@@ -365,3 +370,66 @@ async def test_the_audit_log_records_sign_ins_and_exports(
         await pool.execute("DELETE FROM audit_log")
     bad = await client.get("/admin/audit?before=yesterday", headers=admin)
     assert bad.status == 400 and "entry number" in await bad.text()
+
+
+async def test_every_page_carries_the_security_headers(
+    client: TestClient[Any, Any], sessions: dict[str, str]
+) -> None:
+    """No inline script, no framing, no referrer beyond this site, and the
+    camera and microphone only on the caller's page and the console."""
+    interpreter = {"Cookie": f"signvideo_session={sessions[access.INTERPRETER]}"}
+    for path, camera in (
+        ("/", False),
+        ("/login", False),
+        ("/privacy", False),
+        ("/call/demo", True),
+        ("/console", True),
+        ("/api/v1/authorities/demo/availability", False),
+        ("/no/such/page", False),
+    ):
+        answer = await client.get(path, headers=interpreter, allow_redirects=False)
+        assert "Content-Security-Policy" in answer.headers, (path, answer.status)
+        policy = answer.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and "unsafe-inline" not in policy, path
+        assert "frame-ancestors 'none'" in policy, path
+        assert answer.headers["Referrer-Policy"] == "same-origin", path
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+        expected = "camera=(self), microphone=(self)" if camera else "camera=(), microphone=()"
+        assert answer.headers["Permissions-Policy"] == expected, path
+
+
+async def test_session_cookies_are_secure_behind_a_tls_proxy(
+    config: Config,
+    seeded: None,
+    pool: asyncpg.Pool,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+) -> None:
+    await add_staff(pool, "sue@example.org", access.SUPERVISOR)
+    proxied = await aiohttp_client(
+        create_app(dataclasses.replace(config, trusted_proxies=frozenset({"127.0.0.1"})))
+    )
+    tls = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.5"}
+    page = await proxied.get("/login", headers=tls)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert token is not None
+    form_cookie = page.cookies["signvideo_csrf"]
+    assert form_cookie["secure"] and form_cookie["samesite"] == "Strict"
+    # The test speaks plain HTTP to the "proxy" side, so it hands the Secure cookie back itself.
+    signed_in = await proxied.post(
+        "/login",
+        data={"email": "sue@example.org", "password": INTERPRETER_PASSWORD, "csrf_token": token[1]},
+        headers={
+            **tls,
+            "Origin": f"https://{proxied.host}:{proxied.port}",
+            "Cookie": f"signvideo_csrf={form_cookie.value}",
+        },
+        allow_redirects=False,
+    )
+    assert signed_in.status == 303, await signed_in.text()
+    cookie = signed_in.cookies["signvideo_session"]
+    assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
+    # The audit log has the caller's own address, not the proxy's.
+    assert (
+        await pool.fetchval("SELECT host(address) FROM audit_log WHERE action = 'sign_in'")
+        == "203.0.113.5"
+    )
