@@ -399,12 +399,10 @@ async def closure_add(request: web.Request) -> web.Response:
 async def closure_remove(request: web.Request) -> web.Response:
     user = await _admin(request)
     row = await _authority_row(request)
-    closure_text = request.match_info["closure"]
-    if not closure_text.isdigit() or len(closure_text) > 18:
-        raise web.HTTPNotFound(text="There is no such closure.")
+    closure = forms.path_id(request, "closure", "There is no such closure.")
     pool = request.app[POOL]
     async with pool.acquire() as con, con.transaction():
-        removed = await con.fetchrow(Q["admin_closure_delete"], int(closure_text), row["id"])
+        removed = await con.fetchrow(Q["admin_closure_delete"], closure, row["id"])
         if removed is None:
             raise web.HTTPNotFound(text="There is no such closure; it may have been removed.")
         await audit.record(
@@ -462,10 +460,7 @@ async def interpreters(request: web.Request) -> web.Response:
 
 
 def _user_id(request: web.Request) -> int:
-    text = request.match_info["user"]
-    if not text.isdigit() or len(text) > 18:
-        raise web.HTTPNotFound(text="There is no such account.")
-    return int(text)
+    return forms.path_id(request, "user", "There is no such account.")
 
 
 async def interpreter_edit(request: web.Request) -> web.Response:
@@ -777,11 +772,9 @@ async def providers(request: web.Request) -> web.Response:
 
 async def provider_remove(request: web.Request) -> web.Response:
     user = await _admin(request)
-    text = request.match_info["provider"]
-    if not text.isdigit() or len(text) > 18:
-        raise web.HTTPNotFound(text="There is no such identity provider.")
+    provider = forms.path_id(request, "provider", "There is no such identity provider.")
     async with request.app[POOL].acquire() as con, con.transaction():
-        row = await con.fetchrow(Q["identity_provider_delete"], int(text))
+        row = await con.fetchrow(Q["identity_provider_delete"], provider)
         if row is None:
             raise web.HTTPNotFound(text="There is no such identity provider; it may be gone.")
         await audit.record(con, request, "identity_provider.remove", user=user, detail=dict(row))

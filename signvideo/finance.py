@@ -262,12 +262,10 @@ async def tokens_page(request: web.Request) -> web.Response:
 
 async def token_revoke(request: web.Request) -> web.Response:
     user = await access.require_page(request, access.FINANCE)
-    text = request.match_info["token"]
-    if not text.isdigit() or len(text) > 18:
-        raise web.HTTPNotFound(text="There is no such token.")
+    token_id = forms.path_id(request, "token", "There is no such token.")
     async with request.app[POOL].acquire() as con, con.transaction():
         row = await con.fetchrow(
-            Q["api_token_revoke"], int(text), access.authority_of(user), user.id
+            Q["api_token_revoke"], token_id, access.authority_of(user), user.id
         )
         if row is None:
             raise web.HTTPNotFound(text="There is no such token, or it was revoked already.")
@@ -277,6 +275,6 @@ async def token_revoke(request: web.Request) -> web.Response:
             "api_token.revoke",
             user=user,
             authority_id=row["authority_id"],
-            detail={"token": int(text), "name": row["name"]},
+            detail={"token": token_id, "name": row["name"]},
         )
     raise web.HTTPSeeOther("/finance/tokens?revoked=1")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from multidict import MultiDictProxy
 
 Value = str | int | bool | list[str] | dt.date | None
@@ -140,3 +141,12 @@ def _check(f: Field, text: str, form: Form) -> str | None:
 
 
 YES_NO = (("yes", "Yes"), ("no", "No"))
+
+
+def path_id(request: web.Request, key: str, missing: str) -> int:
+    """A row's number from the address (like /admin/users/12); 404 with
+    `missing` when it is not a number that could be one."""
+    text = request.match_info[key]
+    if not text.isdigit() or len(text) > 18:
+        raise web.HTTPNotFound(text=missing)
+    return int(text)

@@ -29,7 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from signvideo import access, audit, auth
+from signvideo import access, audit, auth, forms
 from signvideo.db import Q
 from signvideo.keys import POOL
 
@@ -86,12 +86,10 @@ def _redirect_uri(request: web.Request) -> str:
 async def begin(request: web.Request) -> web.Response:
     """GET /login/oidc/{provider}: off to the provider, with a fresh state,
     nonce and PKCE verifier remembered for the callback."""
-    text = request.match_info["provider"]
-    provider = (
-        await _provider(request.app[POOL], int(text)) if text.isdigit() and len(text) < 18 else None
-    )
+    missing = "There is no such way to sign in; go back and choose another."
+    provider = await _provider(request.app[POOL], forms.path_id(request, "provider", missing))
     if provider is None:
-        raise web.HTTPNotFound(text="There is no such way to sign in; go back and choose another.")
+        raise web.HTTPNotFound(text=missing)
     state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
