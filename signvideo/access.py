@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -83,6 +83,30 @@ async def require_api(request: web.Request, roles: tuple[str, ...]) -> User:
     if user.role not in roles:
         raise web.HTTPForbidden(text=_forbidden(user))
     return user
+
+
+def same_site_path(value: str | None) -> str:
+    """`value` if it is a path on this site to go to after signing in; "/"
+    otherwise. No scheme, no host, and no control character or backslash
+    (a browser or URL library may drop or turn those into a second slash)."""
+    if (
+        not value
+        or len(value) > 500
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+    ):
+        return "/"
+    parts = urlsplit(value)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not parts.path.startswith("/")
+        or parts.path.startswith("//")
+    ):
+        return "/"
+    return value
 
 
 def authority_of(user: User) -> int | None:

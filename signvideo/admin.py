@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from signvideo import access, audit, forms
+from signvideo import access, audit, forms, routing
 from signvideo.auth import User, hash_password, token_digest
 from signvideo.db import Q
 from signvideo.forms import Field
@@ -39,6 +39,12 @@ assert {n for n, _ in NATION_CHOICES} == set(NATIONS)
 
 async def _admin(request: web.Request) -> User:
     return await access.require_page(request, access.ADMIN)
+
+
+def _not_kept(response: web.Response) -> web.Response:
+    """A page showing a secret once: the browser must not keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _see_other(path: str) -> web.HTTPSeeOther:
@@ -615,10 +621,12 @@ async def user_new(request: web.Request) -> web.Response:
     if user_id is None:
         form.errors["email"] = f"There is already an account for {v['email']}."
         return await render(request, "admin/user.html", {"form": form, "person": None}, status=400)
-    return await render(
-        request,
-        "admin/link.html",
-        {"email": v["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": True},
+    return _not_kept(
+        await render(
+            request,
+            "admin/link.html",
+            {"email": v["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": True},
+        )
     )
 
 
@@ -662,6 +670,9 @@ async def user_edit(request: web.Request) -> web.Response:
         )
         if v["role"] == access.INTERPRETER:
             await con.execute(Q["interpreter_profile_ensure"], row["id"])
+        if v["role"] != row["role"]:
+            # What they may do changes now, not when their session runs out.
+            await _sign_out_everywhere(con, row["id"])
         await audit.record(
             con,
             request,
@@ -672,16 +683,29 @@ async def user_edit(request: web.Request) -> web.Response:
     raise _see_other(f"/admin/users/{row['id']}?saved=saved")
 
 
+async def _sign_out_everywhere(con: asyncpg.Connection, user_id: int) -> None:
+    """End their sessions, and close an open console wherever it is (the
+    message travels through the mailbox to the process that holds it)."""
+    await con.execute(Q["sessions_revoke"], user_id)
+    await routing.post(
+        con,
+        routing.interpreter_key(user_id),
+        {"type": "signed_out", "message": "You were signed out by an administrator."},
+    )
+
+
 async def user_link(request: web.Request) -> web.Response:
     """A one-time link for this person to set a new password."""
     by = await _admin(request)
     row = await _user_row(request)
     async with request.app[POOL].acquire() as con, con.transaction():
         link = await _issue_link(con, request, by, row["id"], row["email"])
-    return await render(
-        request,
-        "admin/link.html",
-        {"email": row["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": False},
+    return _not_kept(
+        await render(
+            request,
+            "admin/link.html",
+            {"email": row["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": False},
+        )
     )
 
 
@@ -690,7 +714,7 @@ async def user_sign_out(request: web.Request) -> web.Response:
     by = await _admin(request)
     row = await _user_row(request)
     async with request.app[POOL].acquire() as con, con.transaction():
-        await con.execute(Q["sessions_revoke"], row["id"])
+        await _sign_out_everywhere(con, row["id"])
         await audit.record(con, request, "sessions.revoke", user=by, detail={"for": row["email"]})
     raise _see_other(f"/admin/users/{row['id']}?saved=signed_out")
 
@@ -711,8 +735,9 @@ async def provider_fields(pool: asyncpg.Pool) -> list[Field]:
             "issuer",
             "Issuer URL",
             hint="The provider's issuer, exactly as its discovery document gives it.",
-            pattern=r"https?://\S+",
-            pattern_words="must be a web address starting https://",
+            pattern=r"https://\S+|http://(127\.0\.0\.1|localhost)(:\d+)?(/\S*)?",
+            pattern_words="must be a web address starting https:// (http:// only on this "
+            "machine, 127.0.0.1)",
             max_length=300,
         ),
         Field("client_id", "Client ID", max_length=200),

@@ -10,7 +10,7 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
-from signvideo import audit
+from signvideo import audit, limits
 from signvideo.db import Q
 from signvideo.keys import POOL
 
@@ -83,15 +83,21 @@ class SignInRefused(Exception):
 
 async def sign_in(request: web.Request, email: str, password: str) -> User:
     """Check an email and password; raises SignInRefused when they are
-    wrong or too many tries have failed lately. Each attempt is audited."""
+    wrong or too many tries have failed lately. Each attempt is audited.
+
+    The attempt is written down before the password is checked, so that
+    tries sent all at once, to one process or several, count against the
+    limit together; a right password or a refusal takes it back."""
     pool = request.app[POOL]
     email = email.strip().lower()
-    address = audit.client_address(request)
-    counts = await pool.fetchrow(
-        Q["recent_sign_in_failures"], email, address, FAILURE_WINDOW_SECONDS
-    )
-    if counts["account"] >= ACCOUNT_FAILURE_LIMIT or counts["address"] >= ADDRESS_FAILURE_LIMIT:
-        wait = max(60, int(counts["retry_after"]))
+    place = limits.client_network(audit.client_address(request))
+    attempt = await pool.fetchval(Q["record_sign_in_failure"], email, place)
+    counts = await pool.fetchrow(Q["recent_sign_in_failures"], email, place, FAILURE_WINDOW_SECONDS)
+    account_over = counts["account"] > ACCOUNT_FAILURE_LIMIT
+    if account_over or counts["address"] > ADDRESS_FAILURE_LIMIT:
+        await pool.execute(Q["forget_sign_in_attempt"], attempt)
+        left = counts["account_retry_after"] if account_over else counts["address_retry_after"]
+        wait = max(60, int(left))
         minutes = (wait + 59) // 60
         await audit.record(
             pool, request, "sign_in.refused", actor=email, detail={"why": "throttled"}
@@ -107,7 +113,6 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
     # A missing account takes as long to refuse as a wrong password.
     right = check_password(_DUMMY_HASH if row is None else row["password_hash"], password)
     if row is None or not right:
-        await pool.execute(Q["record_sign_in_failure"], email, address)
         known = None if row is None else row["id"]
         await audit.record(pool, request, "sign_in.failed", actor=email, actor_id=known)
         raise SignInRefused(

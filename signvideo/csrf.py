@@ -4,7 +4,7 @@ A random token lives in a cookie (HttpOnly, SameSite=Strict) and in a hidden
 field of each form the service renders; a POST whose field does not match
 its cookie is refused, and so is one whose Origin names another site. The
 JSON API and the WebSockets are not forms and are not covered here (the
-sockets check their Origin, the API takes no cookies to change anything).
+sockets check their Origin with same_origin, the API changes nothing).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def _refuse(why: str) -> web.HTTPForbidden:
     )
 
 
-def _same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request) -> bool:
+    """The request came from a page of this site (or says nothing of where)."""
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return origin is None
@@ -50,7 +51,7 @@ def _same_origin(request: web.Request) -> bool:
 @web.middleware
 async def protect(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method not in _SAFE and not request.path.startswith(("/api/", "/ws/")):
-        if not _same_origin(request):
+        if not same_origin(request):
             raise _refuse("This form was sent from another website, so it was not accepted.")
         cookie = request.cookies.get(COOKIE, "")
         form = await request.post()

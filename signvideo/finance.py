@@ -246,7 +246,7 @@ async def tokens_page(request: web.Request) -> web.Response:
         else:
             status = 400
     revoked = "The token has been revoked." if request.query.get("revoked") else None
-    return await render(
+    page = await render(
         request,
         "finance_tokens.html",
         {
@@ -258,6 +258,8 @@ async def tokens_page(request: web.Request) -> web.Response:
         },
         status=status,
     )
+    page.headers["Cache-Control"] = "no-store"  # it may show a new token, once
+    return page
 
 
 async def token_revoke(request: web.Request) -> web.Response:

@@ -48,6 +48,22 @@ class Buckets:
         return wait
 
 
+def client_network(address: str | None) -> str:
+    """Where a request comes from, for limits: the address, or for IPv6 its
+    /64 network (one household or device gets a whole /64 to choose from)."""
+    if address is None:
+        return "0.0.0.0"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "0.0.0.0"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _forwarded_for(header: str, trusted: frozenset[str]) -> str | None:
     """The nearest address in X-Forwarded-For that is not one of our proxies."""
     for part in reversed([p.strip() for p in header.split(",")]):

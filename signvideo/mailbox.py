@@ -30,6 +30,8 @@ log = logging.getLogger("signvideo.mailbox")
 MAIL_CHANNEL = "signvideo_mail"
 QUEUE_CHANNEL = "signvideo_queue"
 AUTHORITIES_CHANNEL = "signvideo_authorities"
+# A console closed because its person was signed out (protocol.md).
+SIGNED_OUT_CLOSE = 4001
 MAILBOX_KEEP_SECONDS = 300
 INTERPRETER_PREFIX = routing.interpreter_key(0).removesuffix("0")
 
@@ -228,6 +230,9 @@ class Hub:
     async def _send(ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
         try:
             await ws.send_json(payload)
+            if payload.get("type") == "signed_out":
+                # Their sessions are gone: so is this socket, whichever process holds it.
+                await ws.close(code=SIGNED_OUT_CLOSE, message=str(payload["message"]).encode())
         except (ConnectionError, RuntimeError) as err:
             log.info("could not send %s: %s", payload.get("type"), err)
 

@@ -36,6 +36,8 @@ from signvideo.keys import POOL
 log = logging.getLogger("signvideo.oidc")
 
 STATE_COOKIE = "signvideo_oidc"
+# Signatures with a public key only: never "none", never a shared secret.
+SIGNING_ALGORITHMS = ("RS256", "PS256", "ES256", "RS384", "RS512", "ES384", "EdDSA")
 CALLBACK = "/login/oidc/callback"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -100,16 +102,14 @@ async def begin(request: web.Request) -> web.Response:
             text=f"{provider.name} could not be reached just now. Try again in a few minutes, "
             "or sign in with your email address and password."
         ) from err
-    next_path = request.query.get("next", "/")
-    if not next_path.startswith("/") or next_path.startswith("//"):
-        next_path = "/"
+    next_path = access.same_site_path(request.query.get("next"))
     await request.app[POOL].execute(
         Q["oidc_login_begin"],
         auth.token_digest(state),
         provider.id,
         nonce,
         verifier,
-        next_path[:500],
+        next_path,
     )
     url = prepare_grant_uri(
         metadata["authorization_endpoint"],
@@ -174,11 +174,18 @@ def check_id_token(
     nonce: str,
     access_token: str | None,
 ) -> dict[str, Any]:
-    """The ID token's claims, once its signature, issuer, audience, times,
-    nonce and access-token hash are right; SignInFailed otherwise."""
+    """The ID token's claims, once its signature (by one of the provider's
+    `algorithms` that is also one of SIGNING_ALGORITHMS), issuer, audience,
+    times, nonce and access-token hash are right; SignInFailed otherwise."""
+    allowed = [alg for alg in SIGNING_ALGORITHMS if alg in algorithms]
+    if not allowed:  # joserfc would take an empty list as "its defaults"
+        raise SignInFailed(
+            f"{provider.name} signs its sign-ins in a way this service does not accept; "
+            "an administrator must change the provider's settings."
+        )
     try:
         key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]  # a JWKS document
-        token = jwt.decode(id_token, key_set, algorithms=algorithms)
+        token = jwt.decode(id_token, key_set, algorithms=allowed)
         claims = CodeIDToken(
             token.claims,
             token.header,
@@ -190,7 +197,7 @@ def check_id_token(
             {"nonce": nonce, "client_id": provider.client_id, "access_token": access_token},
         )
         claims.validate(leeway=60)
-    except (JoseError, ValueError) as err:
+    except (JoseError, ValueError, KeyError) as err:
         raise SignInFailed(
             f"The sign-in from {provider.name} could not be checked ({err}). Try again."
         ) from err
@@ -242,7 +249,7 @@ async def callback(request: web.Request) -> web.Response:
             request, f"{provider.name} could not be reached just now. Try again.", 502, provider
         )
     email = claims.get("email")
-    if not isinstance(email, str) or claims.get("email_verified") is False:
+    if not isinstance(email, str) or claims.get("email_verified") is not True:
         return await _refuse(
             request, f"{provider.name} did not give a confirmed email address.", 403, provider
         )

@@ -36,6 +36,7 @@ async def purge_forever(pool: asyncpg.Pool, retention_days: int) -> None:
     while True:
         try:
             await purge_contacts(pool, retention_days)
+            await pool.execute(Q["oidc_logins_expire"])
         except (OSError, asyncpg.PostgresError) as err:
             log.warning("could not wipe old contact details (%s); will try again", err)
         await asyncio.sleep(PURGE_EVERY_SECONDS)

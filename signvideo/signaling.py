@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, presence, privacy, routing
+from signvideo import admission, csrf, limits, presence, privacy, routing
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -183,7 +183,16 @@ class _Socket(web.WebSocketResponse):
         return await super().close(code=code, message=message, drain=drain)
 
 
+def _refuse_other_sites(request: web.Request) -> None:
+    """A page of another site must not use a caller's place or a console's session."""
+    if not csrf.same_origin(request):
+        raise web.HTTPForbidden(
+            text="This connection came from another website, so it was refused."
+        )
+
+
 async def _open(request: web.Request, kind: str) -> Connection:
+    _refuse_other_sites(request)
     ws = _Socket(heartbeat=20, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     return Connection(request, ws, kind)
@@ -204,7 +213,7 @@ def _optional_code(data: dict[str, Any], name: str) -> str | None:
 def limit_joins(app: web.Application, request: web.Request, slug: str) -> None:
     """Refuse a join beyond the limits per address and per authority."""
     per_address, per_authority = app[JOIN_LIMITS]
-    wait = per_address.take(request.remote or "unknown")
+    wait = per_address.take(limits.client_network(request.remote))
     if wait:
         raise TooManyJoins(
             "Too many people have tried to join from your connection just now. "
@@ -389,6 +398,7 @@ async def _caller_dropped(app: web.Application, call_id: uuid.UUID) -> None:
 
 
 async def console_socket(request: web.Request) -> web.WebSocketResponse:
+    _refuse_other_sites(request)
     user = await current_user(request)
     if user is None:
         raise web.HTTPUnauthorized(text="Sign in as an interpreter first, at /login.")

@@ -71,13 +71,6 @@ async def call_ended(request: web.Request) -> web.Response:
     return await render(request, "call_ended.html", {"authority": authority, "reason_text": reason})
 
 
-def _safe_next(value: str | None) -> str:
-    """Only same-site paths: never redirect a person to another site after sign-in."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
 async def login_page(
     request: web.Request,
     *,
@@ -101,14 +94,14 @@ async def login_page(
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return await login_page(request, next_path=_safe_next(request.query.get("next")))
+    return await login_page(request, next_path=access.same_site_path(request.query.get("next")))
 
 
 async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     email = form.get("email")
     password = form.get("password")
-    next_path = _safe_next(str(form.get("next", "")))
+    next_path = access.same_site_path(str(form.get("next", "")))
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         return await login_page(
             request,
@@ -163,7 +156,7 @@ async def password_link(request: web.Request) -> web.Response:
         problem = (
             "This link is not one we made: check that all of it was copied."
             if found is None
-            else "This link has already been used."
+            else "This link has been used already, or a newer one has been made."
             if found["used_at"] is not None
             else "This link has expired."
         )

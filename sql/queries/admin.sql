@@ -109,6 +109,12 @@ INSERT INTO interpreters (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING;
 DELETE FROM sessions WHERE user_id = $1;
 
 -- name: password_link_insert
+-- A new link for the user; any earlier one not yet used stops working (it
+-- may have gone to the wrong person, which is why a new one is made).
+WITH earlier AS (
+    UPDATE password_links SET used_at = now()
+    WHERE user_id = $2 AND used_at IS NULL
+)
 INSERT INTO password_links (token_sha256, user_id, issued_by, expires_at)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4));
 
@@ -124,6 +130,10 @@ WITH spent AS (
     UPDATE password_links SET used_at = now()
     WHERE token_sha256 = $1 AND used_at IS NULL AND expires_at > now()
     RETURNING user_id
+),
+others AS (
+    UPDATE password_links l SET used_at = now()
+    FROM spent WHERE l.user_id = spent.user_id AND l.used_at IS NULL AND l.token_sha256 <> $1
 )
 UPDATE users u SET password_hash = $2 FROM spent WHERE u.id = spent.user_id
 RETURNING u.id, u.email, u.display_name, u.role, u.authority_id;

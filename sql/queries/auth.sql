@@ -27,18 +27,27 @@ RETURNING id;
 SELECT display_name FROM users WHERE id = $1;
 
 -- name: recent_sign_in_failures
--- Failed sign-ins in the last $3 seconds for account $1 and from address $2,
--- and the seconds until the oldest of them leaves the window.
+-- Failed sign-ins in the last $3 seconds for account $1 and from place $2
+-- (an address, or an IPv6 /64), and for each the seconds until the oldest
+-- of them leaves the window.
 SELECT count(*) FILTER (WHERE email = $1) AS account,
        count(*) FILTER (WHERE address = $2::inet) AS address,
-       coalesce(extract(epoch FROM min(at) + make_interval(secs => $3) - now()), 0)
-           AS retry_after
+       coalesce(extract(epoch FROM min(at) FILTER (WHERE email = $1)
+                                 + make_interval(secs => $3) - now()), 0)
+           AS account_retry_after,
+       coalesce(extract(epoch FROM min(at) FILTER (WHERE address = $2::inet)
+                                 + make_interval(secs => $3) - now()), 0)
+           AS address_retry_after
 FROM sign_in_failures
 WHERE at > now() - make_interval(secs => $3)
   AND (email = $1 OR address = $2::inet);
 
 -- name: record_sign_in_failure
-INSERT INTO sign_in_failures (email, address) VALUES ($1, $2::inet);
+-- A sign-in attempt, counted as failed until it succeeds.
+INSERT INTO sign_in_failures (email, address) VALUES ($1, $2::inet) RETURNING id;
+
+-- name: forget_sign_in_attempt
+DELETE FROM sign_in_failures WHERE id = $1;
 
 -- name: clear_sign_in_failures
 DELETE FROM sign_in_failures WHERE email = $1;

@@ -27,3 +27,7 @@ WITH stale AS (
 DELETE FROM oidc_logins
 WHERE state_sha256 = $1 AND created_at >= now() - interval '10 minutes'
 RETURNING provider_id, nonce, code_verifier, next_path;
+
+-- name: oidc_logins_expire
+-- Sign-ins begun and never finished, after their ten minutes.
+DELETE FROM oidc_logins WHERE created_at < now() - interval '10 minutes';

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
@@ -238,7 +239,7 @@ async def test_a_new_account_sets_its_password_through_a_one_time_link(
     assert done.status == 303 and done.headers["Location"] == "/finance"
     assert "signvideo_session" in done.cookies
     spent = await client.get(path)
-    assert spent.status == 410 and "already been used" in await spent.text()
+    assert spent.status == 410 and "has been used already" in await spent.text()
     assert await sign_in(client, "fay@demo.example.org", "correct horse battery")
     admin.back_on(client)
     actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
@@ -253,11 +254,38 @@ async def test_an_expired_link_does_not_work(
     made = await post(client, f"/admin/users/{sam}/link", {})
     link = re.search(r'id="link">[^<]*(/password/[^<]+)<', await made.text())
     assert link
+    # A second link stops the first from working.
+    second = await post(client, f"/admin/users/{sam}/link", {})
+    newer = re.search(r'id="link">[^<]*(/password/[^<]+)<', await second.text())
+    assert newer and second.headers["Cache-Control"] == "no-store"
+    replaced = await client.get(link.group(1))
+    assert replaced.status == 410 and "a newer one has been made" in await replaced.text()
     await pool.execute("UPDATE password_links SET expires_at = now() - interval '1 second'")
-    expired = await client.get(link.group(1))
+    expired = await client.get(newer.group(1))
     assert expired.status == 410 and "expired" in await expired.text()
     unknown = await client.get("/password/" + "A" * 43)
     assert unknown.status == 404 and "not one we made" in await unknown.text()
+
+
+async def test_signing_an_interpreter_out_closes_their_open_console(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, admin: Admin
+) -> None:
+    ann = await add_interpreter(pool, "ann@example.org")
+    session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
+    console = Peer(
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    )
+    await console.expect("state")
+    admin.back_on(client)
+    assert (await post(client, f"/admin/users/{ann}/sign-out", {})).status == 303
+    told = await console.expect("signed_out", timeout=10)
+    assert told["message"] == "You were signed out by an administrator."
+    closing = await console.ws.receive(timeout=10)
+    assert closing.type.name == "CLOSE" and console.ws.close_code == 4001
+    client.session.cookie_jar.clear()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    assert refused.value.status == 401
 
 
 async def test_roles_change_and_people_can_be_signed_out_everywhere(
@@ -290,7 +318,10 @@ async def test_roles_change_and_people_can_be_signed_out_everywhere(
         admin.back_on(client)
         return response.status
 
-    # The role counts from the next request: Sam's console opens now.
+    # A new role signs them out: they sign in again, with what the new role allows.
+    assert await sams_console() == 303
+    sams_session = await sign_in(client, "sam@example.org", INTERPRETER_PASSWORD)
+    admin.back_on(client)
     assert await sams_console() == 200
     signed_out = await post(client, f"/admin/users/{sam}/sign-out", {})
     assert signed_out.status == 303

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -62,16 +62,25 @@ async def add_provider(pool: asyncpg.Pool, issuer: str, authority: str | None = 
 
 
 async def sign_in_at_provider(
-    client: TestClient[Any, Any], provider_id: int, who: str, next_path: str = "/"
+    client: TestClient[Any, Any],
+    provider_id: int,
+    who: str,
+    next_path: str = "/",
+    verified: bool = True,
 ) -> Any:
-    """Start at the service, sign in at the provider as `who`, come back;
-    returns the service's answer to the callback."""
+    """Start at the service, sign in at the provider as `who` (whose email
+    the provider has confirmed, or not), come back; returns the service's
+    answer to the callback."""
     start = await client.get(f"/login/oidc/{provider_id}?next={next_path}", allow_redirects=False)
     assert start.status == 302, await start.text()
     authorize = start.headers["Location"]
     asked = parse_qs(urlsplit(authorize).query)
     assert asked["code_challenge_method"] == ["S256"] and asked["scope"] == ["openid email"]
+    issuer = urlunsplit(urlsplit(authorize)._replace(path="", query="", fragment=""))
     async with aiohttp.ClientSession() as provider:
+        claims = {"email": who, "email_verified": verified}
+        told = await provider.put(f"{issuer}/users/{quote(who)}", json=claims)
+        assert told.status == 204, await told.text()
         chosen = await provider.post(authorize, data={"sub": who}, allow_redirects=False)
         assert chosen.status == 302, await chosen.text()
         back = urlsplit(chosen.headers["Location"])
@@ -115,10 +124,15 @@ async def test_a_provider_signs_in_only_its_own_side(
     # An authority's provider cannot sign in the service's staff, nor another's.
     assert (await sign_in_at_provider(client, demo_idp, "olu@example.org")).status == 403
     assert (await sign_in_at_provider(client, other_idp, "fin@demo.example.org")).status == 403
+    unconfirmed = await sign_in_at_provider(
+        client, demo_idp, "fin@demo.example.org", verified=False
+    )
+    assert unconfirmed.status == 403
+    assert "did not give a confirmed email address" in await unconfirmed.text()
     ok = await sign_in_at_provider(client, demo_idp, "fin@demo.example.org")
     assert ok.status == 303 and ok.headers["Location"] == "/finance"
     failures = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sign_in.failed'")
-    assert failures == 3
+    assert failures == 4
 
 
 async def test_a_callback_must_come_back_to_the_browser_that_left_once(
@@ -128,6 +142,10 @@ async def test_a_callback_must_come_back_to_the_browser_that_left_once(
     provider_id = await add_provider(pool, provider_url)
     start = await client.get(f"/login/oidc/{provider_id}", allow_redirects=False)
     async with aiohttp.ClientSession() as provider:
+        await provider.put(
+            f"{provider_url}/users/olu%40example.org",
+            json={"email": "olu@example.org", "email_verified": True},
+        )
         chosen = await provider.post(
             start.headers["Location"], data={"sub": "olu@example.org"}, allow_redirects=False
         )
@@ -174,6 +192,9 @@ def test_a_forged_or_misdirected_id_token_is_refused() -> None:
         return jwt.encode({"alg": "RS256", "kid": "k1"}, {**base, **claims}, signing_key)
 
     assert check_id_token(token(), published, ["RS256"], provider, "n1", None)["sub"] == "olu"
+    # Only algorithms with a public key count, whatever the provider lists.
+    with pytest.raises(SignInFailed):
+        check_id_token(token(), published, ["none", "HS256"], provider, "n1", None)
     other = RSAKey.generate_key(2048, parameters={"kid": "k1"})
     for bad in (
         token(aud="someone-else"),

@@ -7,7 +7,9 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from signvideo.app import create_app
@@ -366,3 +368,13 @@ async def test_joins_are_limited_per_address_and_per_authority(
     assert (await join("198.51.100.9"))["type"] == "queued"
     busy = await join("198.51.100.10")
     assert busy["code"] == "slow_down" and "this queue" in busy["message"]
+
+
+async def test_sockets_refuse_pages_of_other_sites(client: TestClient[Any, Any]) -> None:
+    for path in ("/ws/caller", "/ws/console"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(path, headers={"Origin": "https://evil.example"})
+        assert refused.value.status == 403, path
+    same = f"http://{client.host}:{client.port}"
+    ws = await client.ws_connect("/ws/caller", headers={"Origin": same})
+    await ws.close()

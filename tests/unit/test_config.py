@@ -57,3 +57,23 @@ def test_every_setting_is_documented_in_readme() -> None:
     text = README.read_text()
     missing = [s.env for s in SETTINGS if f"`{s.env}`" not in text]
     assert not missing, f"settings missing from README.md: {missing}"
+
+
+def test_only_same_site_paths_are_followed_after_sign_in() -> None:
+    from signvideo.access import same_site_path
+
+    for good in ("/console", "/finance/usage.csv?authority=demo&from=2026-01-01", "/admin/audit"):
+        assert same_site_path(good) == good
+    for bad in (
+        None,
+        "",
+        "https://evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\x00",
+        "evil",
+        "/" + "a" * 600,
+    ):
+        assert same_site_path(bad) == "/", bad

@@ -30,3 +30,13 @@ def test_the_nearest_untrusted_forwarded_address_is_the_client() -> None:
     assert _forwarded_for("1.2.3.4, 203.0.113.9, 10.0.0.2", trusted) == "203.0.113.9"
     assert _forwarded_for("not-an-address", trusted) is None
     assert _forwarded_for("10.0.0.2", trusted) is None
+
+
+def test_limits_count_an_ipv6_network_as_one_place() -> None:
+    from signvideo.limits import client_network
+
+    assert client_network("203.0.113.9") == "203.0.113.9"
+    assert client_network("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert client_network("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_network("::ffff:203.0.113.9") == "203.0.113.9"
+    assert client_network(None) == client_network("not an address") == "0.0.0.0"

@@ -545,7 +545,7 @@
       }
       render();
       el.stateDetail.textContent = (event.reason || "This console was closed by the service.") +
-        " Reload this page to use the console here instead.";
+        (event.code === 4001 ? " Sign in again to carry on." : " Reload this page to use the console here instead.");
       return;
     }
     // Otherwise the service keeps your state (and your call) for a short
