@@ -32,7 +32,16 @@ from signvideo import (
 )
 from signvideo.config import Config
 from signvideo.db import create_pool
-from signvideo.keys import CONFIG, HUB, JOIN_LIMITS, MATCHER, METRICS, POOL, PROCESS_ID
+from signvideo.keys import (
+    CONFIG,
+    HUB,
+    JOIN_LIMITS,
+    MATCHER,
+    METRICS,
+    POOL,
+    PROCESS_ID,
+    SIGN_IN_STARTS,
+)
 from signvideo.mailbox import Hub
 from signvideo.metrics import Metrics
 
@@ -247,6 +256,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app[PROCESS_ID] = uuid.uuid4()
+    app[SIGN_IN_STARTS] = limits.Buckets(limits.SIGN_IN_STARTS_PER_MINUTE)
     app[JOIN_LIMITS] = (
         limits.Buckets(config.joins_per_address),
         limits.Buckets(config.joins_per_authority),

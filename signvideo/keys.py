@@ -26,3 +26,5 @@ MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
 PROCESS_ID: web.AppKey[uuid.UUID] = web.AppKey("process_id")
 # Joins per address and per authority (limits.Buckets).
 JOIN_LIMITS: web.AppKey[tuple[Buckets, Buckets]] = web.AppKey("join_limits")
+# Sign-ins through an identity provider begun per address (each writes a row).
+SIGN_IN_STARTS: web.AppKey[Buckets] = web.AppKey("sign_in_starts")

@@ -20,6 +20,9 @@ from signvideo.keys import CONFIG
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Sign-ins through an identity provider that one address may begin a minute.
+SIGN_IN_STARTS_PER_MINUTE = 20
+
 
 class Buckets:
     """One token bucket per key: `per_minute` tokens a minute, up to a burst

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,9 +30,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from signvideo import access, audit, auth, forms
+from signvideo import access, audit, auth, forms, limits
 from signvideo.db import Q
-from signvideo.keys import POOL
+from signvideo.keys import POOL, SIGN_IN_STARTS
 
 log = logging.getLogger("signvideo.oidc")
 
@@ -88,6 +89,13 @@ def _redirect_uri(request: web.Request) -> str:
 async def begin(request: web.Request) -> web.Response:
     """GET /login/oidc/{provider}: off to the provider, with a fresh state,
     nonce and PKCE verifier remembered for the callback."""
+    wait = request.app[SIGN_IN_STARTS].take(limits.client_network(request.remote))
+    if wait:
+        raise web.HTTPTooManyRequests(
+            text=f"Too many sign-ins were begun from here just now. Wait {math.ceil(wait)} "
+            "seconds and try again.",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     missing = "There is no such way to sign in; go back and choose another."
     provider = await _provider(request.app[POOL], forms.path_id(request, "provider", missing))
     if provider is None:

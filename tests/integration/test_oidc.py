@@ -205,3 +205,18 @@ def test_a_forged_or_misdirected_id_token_is_refused() -> None:
     ):
         with pytest.raises(SignInFailed):
             check_id_token(bad, published, ["RS256"], provider, "n1", None)
+
+
+async def test_sign_ins_begun_from_one_place_are_limited(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, provider_url: str
+) -> None:
+    from signvideo.limits import SIGN_IN_STARTS_PER_MINUTE
+
+    provider_id = await add_provider(pool, provider_url)
+    for _ in range(SIGN_IN_STARTS_PER_MINUTE):
+        begun = await client.get(f"/login/oidc/{provider_id}", allow_redirects=False)
+        assert begun.status == 302
+    refused = await client.get(f"/login/oidc/{provider_id}", allow_redirects=False)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Too many sign-ins were begun from here" in await refused.text()
+    assert await pool.fetchval("SELECT count(*) FROM oidc_logins") == SIGN_IN_STARTS_PER_MINUTE
