@@ -9,7 +9,7 @@ database enforces too (db.authority_scope, migration 0006).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -114,13 +114,20 @@ def authority_of(user: User) -> int | None:
     return user.authority_id if user.role in AUTHORITY_ROLES else None
 
 
-@asynccontextmanager
-async def reading_as(request: web.Request, user: User) -> AsyncIterator[asyncpg.Connection]:
+def reading_as(request: web.Request, user: User) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection in a read-only transaction that sees what `user` may:
     for an authority's staff, that authority's rows only, enforced by the
     database; for the service's staff, everything."""
+    return reading_for(request, authority_of(user))
+
+
+@asynccontextmanager
+async def reading_for(
+    request: web.Request, authority_id: int | None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only transaction that sees one authority's rows only (row-level
+    security), or everything when `authority_id` is None."""
     async with request.app[POOL].acquire() as con, con.transaction(readonly=True):
-        authority_id = authority_of(user)
         if authority_id is not None:
             await authority_scope(con, authority_id)
         yield con

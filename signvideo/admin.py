@@ -41,10 +41,15 @@ async def _admin(request: web.Request) -> User:
     return await access.require_page(request, access.ADMIN)
 
 
-def _not_kept(response: web.Response) -> web.Response:
-    """A page showing a secret once: the browser must not keep a copy."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
+async def _link_page(request: web.Request, email: str, link: str | None, new: bool) -> web.Response:
+    """The one-time link, shown once: the browser must not keep a copy."""
+    page = await render(
+        request,
+        "admin/link.html",
+        {"email": email, "link": link, "hours": PASSWORD_LINK_HOURS, "new": new},
+    )
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 def _see_other(path: str) -> web.HTTPSeeOther:
@@ -621,13 +626,7 @@ async def user_new(request: web.Request) -> web.Response:
     if user_id is None:
         form.errors["email"] = f"There is already an account for {v['email']}."
         return await render(request, "admin/user.html", {"form": form, "person": None}, status=400)
-    return _not_kept(
-        await render(
-            request,
-            "admin/link.html",
-            {"email": v["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": True},
-        )
-    )
+    return await _link_page(request, str(v["email"]), link, new=True)
 
 
 async def _user_row(request: web.Request) -> asyncpg.Record:
@@ -700,13 +699,7 @@ async def user_link(request: web.Request) -> web.Response:
     row = await _user_row(request)
     async with request.app[POOL].acquire() as con, con.transaction():
         link = await _issue_link(con, request, by, row["id"], row["email"])
-    return _not_kept(
-        await render(
-            request,
-            "admin/link.html",
-            {"email": row["email"], "link": link, "hours": PASSWORD_LINK_HOURS, "new": False},
-        )
-    )
+    return await _link_page(request, row["email"], link, new=False)
 
 
 async def user_sign_out(request: web.Request) -> web.Response:

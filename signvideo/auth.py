@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -33,6 +35,11 @@ class User:
     role: str
     authority_id: int | None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> User:
+        """From a users row (id, email, display_name, role, authority_id)."""
+        return cls(row["id"], row["email"], row["display_name"], row["role"], row["authority_id"])
+
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
@@ -58,9 +65,7 @@ async def current_user(request: web.Request) -> User | None:
     if token and len(token) <= 128:
         row = await request.app[POOL].fetchrow(Q["user_by_session"], token_digest(token))
         if row is not None:
-            user = User(
-                row["id"], row["email"], row["display_name"], row["role"], row["authority_id"]
-            )
+            user = User.from_row(row)
     request[_USER] = user
     return user
 
@@ -121,7 +126,7 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
     if _hasher.check_needs_rehash(row["password_hash"]):
         await pool.execute(Q["update_password_hash"], row["id"], hash_password(password))
     await pool.execute(Q["clear_sign_in_failures"], email)
-    user = User(row["id"], row["email"], row["display_name"], row["role"], row["authority_id"])
+    user = User.from_row(row)
     await audit.record(pool, request, "sign_in", user=user)
     return user
 

@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from signvideo import access, audit, auth, billing, forms, tokens
-from signvideo.db import Q, authority_scope
+from signvideo.db import Q
 from signvideo.keys import POOL
 from signvideo.views import render
 
@@ -94,8 +94,7 @@ async def _stream_csv(
         }
     )
     await response.prepare(request)
-    async with request.app[POOL].acquire() as con, con.transaction(readonly=True):
-        await authority_scope(con, authority_id)
+    async with access.reading_for(request, authority_id) as con:
         async for chunk in billing.usage_csv_chunks(con, authority_id, first_day, last_day):
             await response.write(chunk)
     await response.write_eof()
@@ -128,8 +127,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
         return await refuse("Choose an authority.", 400)
     authority = next((a for a in allowed if a["slug"] == slug), None)
     if authority is None:
-        exists = await request.app[POOL].fetchval("SELECT 1 FROM authorities WHERE slug = $1", slug)
-        if exists:
+        if await request.app[POOL].fetchrow(Q["authority_by_slug"], slug):
             return await refuse("Your account cannot see that authority's usage.", 403)
         return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
     try:
@@ -156,11 +154,10 @@ async def usage_api(request: web.Request) -> web.StreamResponse:
     client = await tokens.bearer(request)
     user = None if client is not None else await access.require_api(request, access.FINANCE)
     slug = request.match_info["slug"]
-    authority_id = await request.app[POOL].fetchval(
-        "SELECT id FROM authorities WHERE slug = $1", slug
-    )
-    if authority_id is None:
+    authority = await request.app[POOL].fetchrow(Q["authority_by_slug"], slug)
+    if authority is None:
         raise web.HTTPNotFound(text=f"There is no authority called {slug[:63]!r}.")
+    authority_id = authority["id"]
     if client is not None:
         if client.authority_id != authority_id:
             raise web.HTTPForbidden(text="This API token is for another authority's usage.")

@@ -181,12 +181,23 @@ class Hub:
         """Send, straight after the commit that took them from the mailbox (or
         never stored them), messages ({recipient, payload}, in order) for
         sockets this process holds. After whatever this process is sending
-        already, so that messages to one socket keep their order."""
+        already, so that messages to one socket keep their order. A message
+        whose socket has gone meanwhile is stored again, not lost."""
         if not mail:
             return
         async with self._sending:
             for message in mail:
-                await self._send_to(message["recipient"], message["payload"])
+                recipient, payload = message["recipient"], message["payload"]
+                ws = self.sockets.get(recipient)
+                if ws is not None and not ws.closed:
+                    await self._send(ws, payload)
+                    continue
+                # The console went (perhaps to another process) after the
+                # round began: back to the mailbox, for wherever it is now.
+                try:
+                    await self.pool.execute(Q["mailbox_put"], recipient, payload)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                    log.warning("could not keep a message for %s (%s)", recipient, err)
 
     async def _take_and_send(self, *takes: tuple[str, list[Any]]) -> None:
         """Delete the rows each (query, argument) selects and send them, in id

@@ -272,7 +272,7 @@ async def callback(request: web.Request) -> web.Response:
             provider,
             email,
         )
-    user = auth.User(row["id"], row["email"], row["display_name"], row["role"], row["authority_id"])
+    user = auth.User.from_row(row)
     await audit.record(pool, request, "sign_in", user=user, detail={"via": provider.name})
     response = web.HTTPSeeOther(
         pending["next_path"] if pending["next_path"] != "/" else access.HOME.get(user.role, "/")

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from signvideo import routing
+from signvideo.auth import token_digest
 from signvideo.config import Config
 from signvideo.db import Q
 from signvideo.errors import NotFound
@@ -79,7 +80,7 @@ class Resumed:
 
 async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -> Resumed:
     async with pool.acquire() as con, con.transaction():
-        call = await con.fetchrow(Q["call_by_token"], routing.token_digest(token))
+        call = await con.fetchrow(Q["call_by_token"], token_digest(token))
         if call is None or call["state"] == "ended":
             raise NotFound("Your place has expired. You can join the queue again.")
         await con.execute(Q["caller_back"], call["id"], process_id)

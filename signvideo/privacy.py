@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import asyncpg
 from aiohttp import web
 
 from signvideo.db import Q
 from signvideo.keys import CONFIG
+from signvideo.views import render
 
 log = logging.getLogger("signvideo.privacy")
 
 PURGE_EVERY_SECONDS = 3600
 MAX_CONTACT_CHARS = 200
+
+
+async def remember_contact(pool: asyncpg.Pool, call_id: uuid.UUID, contact: str) -> None:
+    """Keep the caller's contact with their call. It is optional: if the
+    database fails here, the caller keeps their place without it."""
+    try:
+        await pool.execute(Q["set_caller_contact"], call_id, contact)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        log.warning("could not keep the contact of call %s (%s)", call_id, err)
 
 
 async def purge_contacts(pool: asyncpg.Pool, retention_days: int) -> int:
@@ -43,8 +54,6 @@ async def purge_forever(pool: asyncpg.Pool, retention_days: int) -> None:
 
 
 async def page(request: web.Request) -> web.Response:
-    from signvideo.views import render
-
     return await render(
         request,
         "privacy.html",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import secrets
 import time
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from signvideo.auth import token_digest
 from signvideo.billing import RateRule, rate_call
 from signvideo.config import Config
 from signvideo.db import Q
@@ -41,10 +41,6 @@ def caller_key(call_id: uuid.UUID | str) -> str:
 
 def interpreter_key(user_id: int) -> str:
     return f"interpreter:{user_id}"
-
-
-def token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 def _iso(value: dt.datetime | None) -> str | None:

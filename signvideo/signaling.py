@@ -292,12 +292,12 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             authorities=hub.authorities,
         )
         call_id = joined.call_id
-        if contact and contact.strip():
-            await pool.execute(Q["set_caller_contact"], call_id, contact.strip())
         try:
             await hub.send_taken(joined.matched.mail)
             if joined.matched.again:
                 matcher.kick()
+            if contact and contact.strip():
+                await privacy.remember_contact(pool, call_id, contact.strip())
             await queued_reply(joined.token, joined.authority_slug, resumed=False)
         finally:
             # The socket takes its mail only after `queued`, so that nothing

@@ -189,9 +189,7 @@ async def password_link(request: web.Request) -> web.Response:
             raise web.HTTPGone(text="This link has already been used. Ask for a new one.")
         # A new password ends every session: whoever had the old one is out.
         await con.execute(Q["sessions_revoke"], row["id"])
-        user = auth.User(
-            row["id"], row["email"], row["display_name"], row["role"], row["authority_id"]
-        )
+        user = auth.User.from_row(row)
         await audit.record(con, request, "password.set", user=user)
     response = web.HTTPSeeOther(access.HOME.get(user.role, "/"))
     await auth.start_session(request, response, user)

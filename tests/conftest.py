@@ -64,15 +64,21 @@ def template_database(postgres_server_url: str) -> str:
     return TEMPLATE_DB
 
 
+async def copy_of_template(server_url: str, template: str) -> str:
+    """A new database made from the migrated template; its name."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    con = await asyncpg.connect(server_url)
+    try:
+        await con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await con.close()
+    return name
+
+
 @pytest.fixture
 async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated, empty database for one test; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    con = await asyncpg.connect(postgres_server_url)
-    try:
-        await con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await con.close()
+    name = await copy_of_template(postgres_server_url, template_database)
     yield with_database(postgres_server_url, name)
     con = await asyncpg.connect(postgres_server_url)
     try:

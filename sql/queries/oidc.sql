@@ -20,10 +20,8 @@ INSERT INTO oidc_logins (state_sha256, provider_id, nonce, code_verifier, next_p
 VALUES ($1, $2, $3, $4, $5);
 
 -- name: oidc_login_finish
--- Takes (once) a sign-in begun in the last ten minutes; forgets older ones.
-WITH stale AS (
-    DELETE FROM oidc_logins WHERE created_at < now() - interval '10 minutes'
-)
+-- Takes (once) a sign-in begun in the last ten minutes (older ones are
+-- cleared by the hourly job, privacy.purge_forever).
 DELETE FROM oidc_logins
 WHERE state_sha256 = $1 AND created_at >= now() - interval '10 minutes'
 RETURNING provider_id, nonce, code_verifier, next_path;

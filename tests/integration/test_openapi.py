@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from schemathesis.checks import (
 from signvideo import demo
 from signvideo.db import init_connection
 from signvideo.openapi import DOCUMENT
-from tests.conftest import with_database
+from tests.conftest import copy_of_template, with_database
 from tests.servers import ServerProcess, running_server_sync
 
 valid = schemathesis.openapi.from_dict(DOCUMENT)
@@ -37,14 +36,11 @@ invalid = schemathesis.openapi.from_dict(DOCUMENT)
 invalid.config.generation.update(modes=[GenerationMode.NEGATIVE], allow_extra_parameters=False)
 
 
-async def _prepare(server_url: str, template: str, name: str) -> dict[str, str]:
-    """A database with the demo, a supervisor's session and a finance token."""
-    con = await asyncpg.connect(server_url)
-    try:
-        await con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await con.close()
-    con = await asyncpg.connect(with_database(server_url, name))
+async def _prepare(server_url: str, template: str) -> tuple[str, dict[str, str]]:
+    """A database with the demo, a supervisor's session and a finance token;
+    its URL and the headers that sign in."""
+    url = with_database(server_url, await copy_of_template(server_url, template))
+    con = await asyncpg.connect(url)
     try:
         await init_connection(con)
         await demo.seed(con)
@@ -67,17 +63,16 @@ async def _prepare(server_url: str, template: str, name: str) -> dict[str, str]:
         )
     finally:
         await con.close()
-    return {"Cookie": f"signvideo_session={session}", "Authorization": f"Bearer {token}"}
+    return url, {"Cookie": f"signvideo_session={session}", "Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
 def api(
     postgres_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    headers = asyncio.run(_prepare(postgres_server_url, template_database, name))
+    url, headers = asyncio.run(_prepare(postgres_server_url, template_database))
     workdir: Path = tmp_path_factory.mktemp("openapi")
-    with running_server_sync(with_database(postgres_server_url, name), workdir) as server:
+    with running_server_sync(url, workdir) as server:
         yield server, headers
 
 

@@ -217,6 +217,13 @@ async def test_a_round_hands_back_the_messages_of_local_consoles_in_order(
     assert [r["recipient"] for r in stored] == [theirs] * 3
     assert [r["payload"]["type"] for r in stored] == ["state", "offer", "state"]
     assert stored[1]["payload"]["call_id"] == str(second.call_id)
+    # Should the console have gone meanwhile, what was handed back is stored
+    # again, in order, for whichever process holds it now.
+    from signvideo.mailbox import Hub
+
+    await Hub(pool, "unused").send_taken(done.mail)
+    again = await pool.fetch("SELECT payload FROM mailbox WHERE recipient = $1 ORDER BY id", mine)
+    assert [r["payload"] for r in again] == [m["payload"] for m in done.mail]
     # The offer a reconnected console is sent again is the same message.
     resent = await pool.fetchrow(routing.Q["call_resend"], second.call_id)
     assert resent["offer"] == {**stored[1]["payload"], "expires_in": resent["offer"]["expires_in"]}
