@@ -85,10 +85,15 @@ async def fresh_database(server_url: str, name: str) -> str:
         await migrate(con)
         await demo.seed(con)
         await con.execute(
-            """INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute,
-                                        opening_hours, closed_on_bank_holidays, languages,
-                                        max_queue_length)
-               VALUES ($1, 'Bench Council', 60, 150, $2, false, '{BSL,ISL}', 20000)""",
+            """WITH a AS (
+                   INSERT INTO authorities (slug, name, answer_seconds, opening_hours,
+                                            closed_on_bank_holidays, languages, max_queue_length)
+                   VALUES ($1, 'Bench Council', 60, $2, false, '{BSL,ISL}', 20000)
+                   RETURNING id)
+               INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                       out_of_hours_pence_per_minute,
+                                       bank_holiday_pence_per_minute, billing_increment_seconds)
+               SELECT id, '2000-01-01', 150, 150, 150, 60 FROM a""",
             BENCH_SLUG,
             ALWAYS_OPEN,
         )

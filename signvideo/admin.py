@@ -154,28 +154,13 @@ def authority_fields(new: bool) -> list[Field]:
             width="input--short",
         ),
         Field(
-            "rate_pence_per_minute",
-            "Rate in pence per minute",
+            "service_level_target_percent",
+            "Promised service level, per cent",
             kind="number",
-            minimum=0,
-            maximum=100_000,
-            width="input--short",
-        ),
-        Field(
-            "billing_increment_seconds",
-            "Billing increment in seconds",
-            kind="number",
-            hint="Time is charged in steps of this many seconds, rounded up: 60 for whole minutes.",
+            hint="The share of callers to be answered within the guaranteed time, like 90. "
+            "Service-level reports measure against it.",
             minimum=1,
-            maximum=3600,
-            width="input--short",
-        ),
-        Field(
-            "minimum_charge_pence",
-            "Minimum charge per call in pence",
-            kind="number",
-            minimum=0,
-            maximum=100_000,
+            maximum=100,
             width="input--short",
         ),
     ]
@@ -196,9 +181,7 @@ def _authority_form_values(row: asyncpg.Record) -> dict[str, forms.Value]:
             "nation",
             "closed_on_bank_holidays",
             "max_queue_length",
-            "rate_pence_per_minute",
-            "billing_increment_seconds",
-            "minimum_charge_pence",
+            "service_level_target_percent",
         )
     }
     values["languages"] = list(row["languages"])
@@ -247,9 +230,7 @@ def _authority_arguments(form: forms.Form, weekly: dict[str, list[list[str]]]) -
         v["nation"],
         v["closed_on_bank_holidays"],
         v["max_queue_length"],
-        v["rate_pence_per_minute"],
-        v["billing_increment_seconds"],
-        v["minimum_charge_pence"],
+        v["service_level_target_percent"],
     ]
 
 
@@ -272,9 +253,7 @@ async def authority_new(request: web.Request) -> web.Response:
                 "nation": "england-and-wales",
                 "closed_on_bank_holidays": True,
                 "max_queue_length": 50,
-                "rate_pence_per_minute": 0,
-                "billing_increment_seconds": 60,
-                "minimum_charge_pence": 0,
+                "service_level_target_percent": 90,
                 **{f"hours_{day}": "09:00-17:00" for day in DAYS[:5]},
             },
         )
@@ -304,7 +283,7 @@ async def authority_new(request: web.Request) -> web.Response:
                     detail={"slug": form.values["slug"], "name": form.values["name"]},
                 )
         if authority_id is not None:
-            raise _see_other(f"/admin/authorities/{form.values['slug']}?saved=created")
+            raise _see_other(f"/admin/authorities/{form.values['slug']}/billing?saved=created")
     return await render(
         request, "admin/authority.html", {"form": form, "authority": None}, status=400
     )

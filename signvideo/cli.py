@@ -1,4 +1,4 @@
-"""The `signvideo` command: serve, migrate, demo."""
+"""The `signvideo` command: serve, migrate, demo, export."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from tqdm import tqdm
 
-from signvideo import demo
+from signvideo import audit, demo, exports
 from signvideo.app import create_app
 from signvideo.config import SETTINGS, Config, ConfigError
-from signvideo.db import MigrationError, init_connection, migrate, start_embedded
+from signvideo.db import MigrationError, Q, init_connection, migrate, start_embedded
 
 log = logging.getLogger("signvideo")
 
@@ -52,7 +53,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="migrate, create a demo authority and accounts (once), print the logins and serve",
     )
     _add_settings(dem, SERVE_SETTINGS)
+    exp = commands.add_parser(
+        "export",
+        help="write an authority's usage for a billing month or a range of days",
+        description="Write one authority's usage (the columns of docs/exports.md) to a file "
+        "or standard output. A progress bar is shown when this runs in a terminal. Exit "
+        "status: 0 written, 2 bad arguments, 3 no such authority, 1 anything else.",
+    )
+    exp.add_argument("--authority", required=True, metavar="SLUG", help="its short name")
+    exp.add_argument("--month", metavar="YYYY-MM", help="a billing month, like 2026-11")
+    exp.add_argument("--from", dest="first_day", metavar="YYYY-MM-DD", help="first day")
+    exp.add_argument("--to", dest="last_day", metavar="YYYY-MM-DD", help="last day (included)")
+    exp.add_argument("--format", choices=exports.FORMATS, default="csv", help="default csv")
+    exp.add_argument(
+        "--output", "-o", metavar="FILE", help="where to write it (default: standard output)"
+    )
+    _add_settings(exp, DB_SETTINGS)
     return parser
+
+
+EXPORT_ARGUMENTS = {"authority", "month", "first_day", "last_day", "format", "output"}
+
+
+class ExportFailed(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _export(dsn: str, args: argparse.Namespace) -> str:
+    """Write the export; returns what was written, for the closing line."""
+    query = {
+        key: value
+        for key, value in (("month", args.month), ("from", args.first_day), ("to", args.last_day))
+        if value
+    }
+    con = await asyncpg.connect(dsn)
+    try:
+        await init_connection(con)
+        authority = await con.fetchrow(Q["authority_by_slug"], args.authority)
+        if authority is None:
+            raise ExportFailed(f"there is no authority called {args.authority!r}", 3)
+        try:
+            sel = exports.selection(authority, query)
+        except exports.SelectionError as err:
+            raise ExportFailed(str(err), 2) from None
+        async with con.transaction(readonly=True, isolation="repeatable_read"):
+            try:
+                await exports.check_size(con, sel, args.format)
+            except exports.TooManyLines as err:
+                raise ExportFailed(str(err), 2) from None
+            total = (await exports.totals(con, sel))["lines"]
+            bar = None
+            if sys.stderr.isatty():
+                bar = tqdm(
+                    total=total, unit=" lines", file=sys.stderr, desc=sel.filename(args.format)
+                )
+            target = args.output or "standard output"
+            sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+            try:
+
+                async def write(data: bytes) -> None:
+                    sink.write(data)
+
+                await exports.export(con, sel, args.format, write, bar.update if bar else None)
+                sink.flush()
+            finally:
+                if bar is not None:
+                    bar.close()
+                if args.output:
+                    sink.close()
+        await audit.record(
+            con,
+            None,
+            "export.usage_cli",
+            actor="command line",
+            authority_id=authority["id"],
+            detail={**sel.described, "format": args.format},
+        )
+        return f"{total:,} lines for {authority['slug']} to {target}"
+    finally:
+        await con.close()
 
 
 async def _prepare_database(dsn: str, seed_demo: bool) -> bool:
@@ -83,8 +164,18 @@ def _print_demo(config: Config, seeded: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k != "command" and v is not None
+        k: v
+        for k, v in vars(args).items()
+        if k != "command" and k not in EXPORT_ARGUMENTS and v is not None
     }
+    if (
+        args.command == "export"
+        and args.format == "xlsx"
+        and not args.output
+        and sys.stdout.isatty()
+    ):
+        print("signvideo: an XLSX file needs --output FILE", file=sys.stderr)
+        return 2
     try:
         config = Config.load(overrides)
     except ConfigError as err:
@@ -107,6 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Using the embedded PostgreSQL kept in {config.data_dir.resolve() / 'pgdata'}")
         config = dataclasses.replace(config, database_url=uri)
     assert config.database_url is not None
+
+    if args.command == "export":
+        try:
+            written = asyncio.run(_export(config.database_url, args))
+        except ExportFailed as err:
+            print(f"signvideo: {err}", file=sys.stderr)
+            return err.status
+        except (OSError, asyncpg.PostgresError) as err:
+            print(f"signvideo: the export failed: {err}", file=sys.stderr)
+            return 1
+        print(f"Wrote {written}.", file=sys.stderr)
+        return 0
 
     try:
         seeded = asyncio.run(_prepare_database(config.database_url, args.command == "demo"))

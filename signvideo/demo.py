@@ -32,16 +32,31 @@ async def seed(con: asyncpg.Connection) -> bool:
     async with con.transaction():
         # Open round the clock, so that the demo works whenever it is tried.
         authority_id = await con.fetchval(
-            """INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute,
-                                        billing_increment_seconds, opening_hours,
+            """INSERT INTO authorities (slug, name, answer_seconds, opening_hours,
                                         closed_on_bank_holidays)
-               VALUES ($1, 'Demo Borough Council', 60, 150, 60, $2, false)
+               VALUES ($1, 'Demo Borough Council', 60, $2, false)
                ON CONFLICT (slug) DO NOTHING RETURNING id""",
             DEMO_SLUG,
             ALWAYS_OPEN,
         )
         if authority_id is None:
             return False
+        await con.execute(
+            """INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                      out_of_hours_pence_per_minute,
+                                      bank_holiday_pence_per_minute, billing_increment_seconds,
+                                      minimum_charge_pence)
+               VALUES ($1, '2000-01-01', 150, 150, 150, 60, 0)""",
+            authority_id,
+        )
+        await con.executemany(
+            "INSERT INTO cost_centres (authority_id, code, name) VALUES ($1, $2, $3)",
+            [
+                (authority_id, "ASC", "Adult social care"),
+                (authority_id, "HOU", "Housing"),
+                (authority_id, "REV", "Council tax and benefits"),
+            ],
+        )
         for login in DEMO_LOGINS:
             user_id = await con.fetchval(
                 """INSERT INTO users (email, display_name, role, authority_id, password_hash)

@@ -11,43 +11,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from signvideo import access, audit, auth, billing, forms, tokens
+from signvideo import access, audit, auth, exports, forms, tokens
 from signvideo.db import Q
 from signvideo.keys import POOL
 from signvideo.views import render
 
-MAX_EXPORT_DAYS = 366
-FORMATS = ("csv",)
-
-
-class RangeError(ValueError):
-    """A bad date range; `field` names the parameter at fault."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _parse_day(value: str | None, name: str) -> dt.date:
-    if not value:
-        raise RangeError(f"Enter a '{name}' date, like 2026-11-01.", name)
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise RangeError(
-            f"The '{name}' date {value[:40]!r} is not a date; write it like 2026-11-01.", name
-        ) from None
-
-
-def date_range(query: Mapping[str, str]) -> tuple[dt.date, dt.date]:
-    """The days from `from` to `to`, both included, checked."""
-    first_day = _parse_day(query.get("from"), "from")
-    last_day = _parse_day(query.get("to"), "to")
-    if last_day < first_day:
-        raise RangeError("The 'to' date is before the 'from' date.", "to")
-    if (last_day - first_day).days >= MAX_EXPORT_DAYS:
-        raise RangeError(f"Choose a range of at most {MAX_EXPORT_DAYS} days.", "from")
-    return first_day, last_day
+EXPORT_COLUMNS = exports.COLUMN_NOTES
 
 
 async def _authorities(request: web.Request, user: auth.User) -> list[Any]:
@@ -57,68 +26,83 @@ async def _authorities(request: web.Request, user: auth.User) -> list[Any]:
     return rows
 
 
-def _month_range(today: dt.date) -> tuple[str, str]:
-    first = today.replace(day=1)
-    return first.isoformat(), today.isoformat()
+def _last_month(today: dt.date) -> str:
+    return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def _page_defaults(query: Mapping[str, str]) -> dict[str, Any]:
+    today = dt.date.today()
+    return {
+        "period": query.get("period", "month")[:10],
+        "default_month": query.get("month", _last_month(today))[:10],
+        "default_from": query.get("from", today.replace(day=1).isoformat())[:10],
+        "default_to": query.get("to", today.isoformat())[:10],
+        "selected_format": query.get("format", "csv")[:10],
+        "selected_authority": query.get("authority", "")[:63],
+    }
 
 
 async def finance_page(request: web.Request) -> web.Response:
     user = await access.require_page(request, access.FINANCE)
-    first, last = _month_range(dt.date.today())
     return await render(
         request,
         "finance.html",
         {
             "authorities": await _authorities(request, user),
-            "default_from": first,
-            "default_to": last,
             "error": None,
+            "columns": EXPORT_COLUMNS,
+            **_page_defaults(request.query),
         },
     )
 
 
-async def _stream_csv(
-    request: web.Request,
-    authority_id: int,
-    slug: str,
-    first_day: dt.date,
-    last_day: dt.date,
+async def _stream(
+    request: web.Request, authority_id: int, sel: exports.Selection, fmt: str
 ) -> web.StreamResponse:
-    """The usage CSV, read as that authority's staff (row-level security)."""
-    filename = f"signvideo-usage-{slug}-{first_day}-to-{last_day}.csv"
+    """The export, read as that authority's staff (row-level security)."""
     response = web.StreamResponse(
         headers={
-            "Content-Type": "text/csv; charset=utf-8; header=present",
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Type": exports.MEDIA_TYPES[fmt],
+            "Content-Disposition": f'attachment; filename="{sel.filename(fmt)}"',
             "Cache-Control": "no-store",
         }
     )
-    await response.prepare(request)
     async with access.reading_for(request, authority_id) as con:
-        async for chunk in billing.usage_csv_chunks(con, authority_id, first_day, last_day):
-            await response.write(chunk)
+        try:
+            await exports.check_size(con, sel, fmt)
+        except exports.TooManyLines as err:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=exports.XLSX_MAX_LINES, actual_size=0, text=str(err)
+            ) from None
+        await response.prepare(request)
+        await exports.export(con, sel, fmt, response.write)
     await response.write_eof()
     return response
 
 
-async def usage_csv(request: web.Request) -> web.StreamResponse:
+def _period_query(query: Mapping[str, str]) -> dict[str, str]:
+    """The page's form: a billing month, or a range of days."""
+    if query.get("period", "month") == "month":
+        return {"month": query.get("month", "")}
+    return {"from": query.get("from", ""), "to": query.get("to", "")}
+
+
+async def usage_download(request: web.Request) -> web.StreamResponse:
     user = await access.require_page(request, access.FINANCE)
     allowed = await _authorities(request, user)
     query = request.query
     slug = query.get("authority", "")
 
     async def refuse(message: str, status: int, field: str = "authority") -> web.Response:
-        first, last = _month_range(dt.date.today())
         return await render(
             request,
             "finance.html",
             {
                 "authorities": allowed,
-                "default_from": query.get("from", first)[:10],
-                "default_to": query.get("to", last)[:10],
-                "selected_authority": slug,
                 "error": message,
                 "error_field": field,
+                "columns": EXPORT_COLUMNS,
+                **_page_defaults(query),
             },
             status=status,
         )
@@ -131,26 +115,27 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
             return await refuse("Your account cannot see that authority's usage.", 403)
         return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
     try:
-        first_day, last_day = date_range(query)
-    except RangeError as err:
+        fmt = exports.parse_format(query.get("format"))
+        sel = exports.selection(authority, _period_query(query))
+    except exports.SelectionError as err:
         return await refuse(str(err), 400, err.field)
     await audit.record(
         request.app[POOL],
         request,
-        "export.usage_csv",
+        "export.usage",
         user=user,
         authority_id=authority["id"],
-        detail={"from": first_day.isoformat(), "to": last_day.isoformat()},
+        detail={**sel.described, "format": fmt},
     )
-    return await _stream_csv(request, authority["id"], slug, first_day, last_day)
+    return await _stream(request, authority["id"], sel, fmt)
 
 
 # The API ----------------------------------------------------------------------
 
 
 async def usage_api(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/authorities/{slug}/usage?from=&to=&format=csv, for a
-    finance system (a bearer token of that authority) or signed-in staff."""
+    """GET /api/v1/authorities/{slug}/usage?month= | from=&to=, format=csv|xlsx|json,
+    for a finance system (a bearer token of that authority) or signed-in staff."""
     client = await tokens.bearer(request)
     user = None if client is not None else await access.require_api(request, access.FINANCE)
     slug = request.match_info["slug"]
@@ -166,14 +151,10 @@ async def usage_api(request: web.Request) -> web.StreamResponse:
     elif user is not None and access.authority_of(user) not in (None, authority_id):
         raise web.HTTPForbidden(text="Your account cannot see that authority's usage.")
     try:
-        first_day, last_day = date_range(request.query)
-    except RangeError as err:
+        fmt = exports.parse_format(request.query.get("format"))
+        sel = exports.selection(authority, request.query)
+    except exports.SelectionError as err:
         raise web.HTTPBadRequest(text=str(err)) from err
-    wanted = request.query.get("format", "csv")
-    if wanted not in FORMATS:
-        raise web.HTTPBadRequest(
-            text=f"'format' must be one of: {', '.join(FORMATS)}; {wanted[:20]!r} is not."
-        )
     await audit.record(
         request.app[POOL],
         request,
@@ -181,9 +162,9 @@ async def usage_api(request: web.Request) -> web.StreamResponse:
         user=user,
         actor=None if client is None else client.label,
         authority_id=authority_id,
-        detail={"from": first_day.isoformat(), "to": last_day.isoformat(), "format": wanted},
+        detail={**sel.described, "format": fmt},
     )
-    return await _stream_csv(request, authority_id, slug, first_day, last_day)
+    return await _stream(request, authority_id, sel, fmt)
 
 
 # API tokens -------------------------------------------------------------------

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from signvideo import billing
 from signvideo.auth import token_digest
-from signvideo.billing import RateRule, rate_call
 from signvideo.config import Config
 from signvideo.db import Q
 from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFull
@@ -523,26 +523,9 @@ async def end_call(
                 "You can leave the queue only while waiting, and hang up only when connected."
             )
         previous, interpreter_id = call["state"], call["interpreter_id"]
-        finished = await con.fetchrow(Q["finish_call"], call_id, reason)
-        if previous == "answered":
-            terms = await con.fetchrow(Q["rate_rule"], call["authority_id"])
-            rule = RateRule(
-                terms["rate_pence_per_minute"],
-                terms["billing_increment_seconds"],
-                terms["minimum_charge_pence"],
-            )
-            seconds = max(finished["billable_seconds"], 0)
-            await con.execute(
-                Q["insert_charge"],
-                call_id,
-                call["authority_id"],
-                seconds,
-                rule.rate_pence_per_minute,
-                rule.billing_increment_seconds,
-                rule.minimum_charge_pence,
-                rate_call(seconds, rule),
-            )
+        await con.execute(Q["finish_call"], call_id, reason)
         await event(con, call_id, "ended", actor, interpreter_id, reason=reason, was=previous)
+        await billing.rate_ended_call(con, call_id)
         ended = {"type": "ended", "call_id": str(call_id), "reason": reason}
         if interpreter_id is not None and previous == "offered":
             await post(

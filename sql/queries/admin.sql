@@ -1,6 +1,9 @@
 -- name: admin_authorities
-SELECT a.id, a.slug, a.name, a.answer_seconds, a.languages, a.max_queue_length,
-       a.rate_pence_per_minute, a.time_zone
+SELECT a.id, a.slug, a.name, a.answer_seconds, a.languages, a.max_queue_length, a.time_zone,
+       (SELECT rc.in_hours_pence_per_minute FROM rate_cards rc
+        WHERE rc.authority_id = a.id
+          AND rc.effective_from <= (now() AT TIME ZONE a.time_zone)::date
+        ORDER BY rc.effective_from DESC LIMIT 1) AS in_hours_rate
 FROM authorities a ORDER BY a.name;
 
 -- name: admin_authority
@@ -10,8 +13,8 @@ FROM authorities a WHERE a.slug = $1;
 -- name: admin_authority_insert
 INSERT INTO authorities (slug, name, answer_seconds, languages, opening_hours, time_zone,
                          nation, closed_on_bank_holidays, max_queue_length,
-                         rate_pence_per_minute, billing_increment_seconds, minimum_charge_pence)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                         service_level_target_percent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (slug) DO NOTHING
 RETURNING id;
 
@@ -19,14 +22,13 @@ RETURNING id;
 -- Returns the settings as they were before the change, for the audit log.
 WITH before AS (
     SELECT name, answer_seconds, languages, opening_hours, time_zone, nation,
-           closed_on_bank_holidays, max_queue_length, rate_pence_per_minute,
-           billing_increment_seconds, minimum_charge_pence
+           closed_on_bank_holidays, max_queue_length, service_level_target_percent
     FROM authorities WHERE slug = $1 FOR UPDATE
 )
 UPDATE authorities a
 SET name = $2, answer_seconds = $3, languages = $4, opening_hours = $5, time_zone = $6,
     nation = $7, closed_on_bank_holidays = $8, max_queue_length = $9,
-    rate_pence_per_minute = $10, billing_increment_seconds = $11, minimum_charge_pence = $12
+    service_level_target_percent = $10
 FROM before
 WHERE a.slug = $1
 RETURNING a.id, to_jsonb(before) AS before;
@@ -137,3 +139,34 @@ others AS (
 )
 UPDATE users u SET password_hash = $2 FROM spent WHERE u.id = spent.user_id
 RETURNING u.id, u.email, u.display_name, u.role, u.authority_id;
+
+-- name: admin_rate_cards
+SELECT rc.*, EXISTS (SELECT 1 FROM ledger l WHERE l.rate_card_id = rc.id) AS used
+FROM rate_cards rc WHERE rc.authority_id = $1 ORDER BY rc.effective_from;
+
+-- name: admin_rate_card_insert
+INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                        out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
+                        billing_increment_seconds, minimum_charge_pence,
+                        monthly_standing_charge_pence, vat_basis_points, in_hours_days,
+                        in_hours_start, in_hours_end, technical_grace_seconds, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (authority_id, effective_from) DO NOTHING
+RETURNING id;
+
+-- name: admin_rate_card_delete
+DELETE FROM rate_cards WHERE id = $1 AND authority_id = $2
+RETURNING effective_from, in_hours_pence_per_minute, out_of_hours_pence_per_minute,
+          bank_holiday_pence_per_minute, billing_increment_seconds;
+
+-- name: admin_cost_centres
+SELECT code, name, active FROM cost_centres WHERE authority_id = $1 ORDER BY code;
+
+-- name: admin_cost_centre_insert
+INSERT INTO cost_centres (authority_id, code, name) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+RETURNING code;
+
+-- name: admin_cost_centre_toggle
+UPDATE cost_centres SET active = NOT active WHERE authority_id = $1 AND code = $2
+RETURNING active;

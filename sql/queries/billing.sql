@@ -1,32 +1,95 @@
--- name: insert_charge
--- Exactly one charge per call: a second end of the same call adds nothing.
-INSERT INTO charges (call_id, authority_id, billable_seconds, rate_pence_per_minute,
-                     billing_increment_seconds, minimum_charge_pence, charge_pence)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (call_id) DO NOTHING
-RETURNING id;
-
--- name: usage_rows
--- Every finished call of one authority that joined the queue between two
--- local dates (inclusive), in the authority's own time zone.
-SELECT c.id AS call_id, a.slug AS authority,
-       c.queued_at, c.answered_at, c.ended_at,
-       ceil(extract(epoch FROM coalesce(c.answered_at, c.ended_at) - c.queued_at))::integer
-           AS queue_wait_seconds,
-       coalesce(ch.billable_seconds, 0) AS billable_seconds,
-       coalesce(ch.charge_pence, 0) AS charge_pence,
-       c.end_reason,
-       ch.rate_pence_per_minute, ch.billing_increment_seconds
+-- name: call_for_rating
+-- An ended call's times as its event log has them: joined, first answered
+-- (a handover keeps the charge running), ended, and why.
+SELECT c.authority_id, a.time_zone, a.nation,
+       min(e.at) FILTER (WHERE e.kind = 'queued') AS queued_at,
+       min(e.at) FILTER (WHERE e.kind = 'answered') AS answered_at,
+       max(e.at) FILTER (WHERE e.kind = 'ended') AS ended_at,
+       (array_agg(e.detail ->> 'reason' ORDER BY e.id DESC)
+            FILTER (WHERE e.kind = 'ended'))[1] AS end_reason
 FROM calls c
 JOIN authorities a ON a.id = c.authority_id
-LEFT JOIN charges ch ON ch.call_id = c.id
-WHERE c.authority_id = $1
-  AND c.state = 'ended'
-  AND c.queued_at >= ($2::date)::timestamp AT TIME ZONE a.time_zone
-  AND c.queued_at < ($3::date + 1)::timestamp AT TIME ZONE a.time_zone
-ORDER BY c.queued_at, c.id;
+JOIN call_events e ON e.call_id = c.id
+WHERE c.id = $1
+GROUP BY c.authority_id, a.time_zone, a.nation;
+
+-- name: rate_cards_of
+SELECT * FROM rate_cards WHERE authority_id = $1 ORDER BY effective_from;
+
+-- name: insert_call_line
+-- A call's line; a second rating of the same call adds nothing.
+INSERT INTO ledger (authority_id, kind, call_id, queued_at, ended_at, billing_month,
+                    service_at, rate_card_id, rate_band, rate_pence_per_minute,
+                    billing_increment_seconds, minimum_charge_pence, billable_seconds,
+                    charged_seconds, net_pence, vat_basis_points, zero_rated_reason)
+VALUES ($1, 'call', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (call_id) WHERE kind = 'call' DO NOTHING
+RETURNING id;
+
+-- name: usage_lines
+-- The usage export (docs/exports.md lists its columns; they do not change
+-- meaning). One authority's ledger lines whose billing month is from $2 to $3
+-- and whose service was from $4 to before $5: a month's invoice is
+-- ($2 = $3 = that month, $4 and $5 infinite); a range of days is (months
+-- infinite, $4 and $5 the local midnights). Local times are in the session's
+-- time zone, which the export sets to the authority's.
+SELECT l.id AS line_id,
+       l.kind AS line_type,
+       to_char(l.billing_month, 'YYYY-MM') AS billing_month,
+       upper(a.slug) || '-' || lpad(i.number::text, 4, '0') AS invoice_number,
+       a.slug AS authority,
+       l.call_id,
+       c.cost_centre,
+       c.language,
+       c.specialism,
+       to_char(l.queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS queued_at_utc,
+       to_char(l.queued_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS queued_at_local,
+       to_char(answer.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS answered_at_utc,
+       to_char(answer.at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS answered_at_local,
+       to_char(l.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS ended_at_utc,
+       to_char(l.ended_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS ended_at_local,
+       ceil(extract(epoch FROM coalesce(answer.at, l.ended_at) - l.queued_at))::integer
+           AS queue_wait_seconds,
+       l.billable_seconds,
+       l.charged_seconds,
+       l.rate_band,
+       l.rate_pence_per_minute,
+       l.billing_increment_seconds,
+       l.minimum_charge_pence,
+       l.net_pence,
+       to_char(l.vat_basis_points / 100.0, 'FM990.00') AS vat_rate_percent,
+       l.vat_pence,
+       l.net_pence + l.vat_pence AS gross_pence,
+       c.end_reason,
+       l.zero_rated_reason,
+       l.credit_for AS credit_for_line,
+       export_text(l.reason) AS credit_reason,
+       export_text(l.author_name) AS credited_by,
+       to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS recorded_at_utc
+FROM ledger l
+JOIN authorities a ON a.id = l.authority_id
+LEFT JOIN calls c ON c.id = l.call_id
+LEFT JOIN invoices i ON i.authority_id = l.authority_id AND i.month = l.billing_month
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN l.kind = 'call' AND l.zero_rated_reason IS DISTINCT FROM 'not_answered'
+                THEN l.service_at END AS at
+) answer
+WHERE l.authority_id = $1
+  AND l.billing_month BETWEEN $2::date AND $3::date
+  AND l.service_at >= $4::timestamptz AND l.service_at < $5::timestamptz
+ORDER BY l.service_at, l.id;
+
+-- name: usage_totals
+-- What usage_lines adds up to, with the same parameters.
+SELECT count(*) AS lines, coalesce(sum(net_pence), 0) AS net_pence,
+       coalesce(sum(vat_pence), 0) AS vat_pence,
+       coalesce(sum(net_pence + vat_pence), 0) AS gross_pence
+FROM ledger
+WHERE authority_id = $1
+  AND billing_month BETWEEN $2::date AND $3::date
+  AND service_at >= $4::timestamptz AND service_at < $5::timestamptz;
 
 -- name: authorities_listed
 -- The authorities this connection may see, by name (for an authority's
 -- staff, row-level security leaves their own).
-SELECT id, slug, name FROM authorities ORDER BY name;
+SELECT id, slug, name, time_zone FROM authorities ORDER BY name;

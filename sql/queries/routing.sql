@@ -1,6 +1,5 @@
 -- name: authority_by_slug
-SELECT id, slug, name, answer_seconds, rate_pence_per_minute,
-       billing_increment_seconds, minimum_charge_pence, time_zone,
+SELECT id, slug, name, answer_seconds, service_level_target_percent, time_zone,
        languages, opening_hours, nation, closed_on_bank_holidays, max_queue_length
 FROM authorities WHERE slug = $1;
 
@@ -141,9 +140,7 @@ FOR UPDATE SKIP LOCKED;
 -- name: finish_call
 UPDATE calls SET state = 'ended', ended_at = now(), end_reason = $2,
        offer_expires_at = NULL
-WHERE id = $1 AND state <> 'ended'
-RETURNING ended_at,
-          ceil(extract(epoch FROM now() - answered_at))::integer AS billable_seconds;
+WHERE id = $1 AND state <> 'ended';
 
 -- name: waiting_count
 SELECT count(*) FROM calls WHERE state IN ('queued', 'offered');
@@ -191,10 +188,6 @@ FROM calls c WHERE c.id = $1;
 -- The call's authority, and the caller's contact if they left one.
 SELECT a.slug, a.name, c.caller_contact FROM calls c JOIN authorities a ON a.id = c.authority_id
 WHERE c.id = $1;
-
--- name: rate_rule
-SELECT rate_pence_per_minute, billing_increment_seconds, minimum_charge_pence
-FROM authorities WHERE id = $1;
 
 -- name: call_resend
 -- What a reconnected console is sent again: its call's state, the offer as

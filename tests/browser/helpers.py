@@ -79,10 +79,19 @@ async def add_authority(
     """An authority straight into the database (the service has no admin pages yet)."""
     return int(
         await server.execute(
-            """INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute,
-                                        opening_hours, nation, closed_on_bank_holidays, languages)
-               VALUES ($1, $2, 60, 150, $3::jsonb, 'england-and-wales', false, $4)
-               RETURNING id""",
+            """WITH a AS (
+                   INSERT INTO authorities (slug, name, answer_seconds, opening_hours, nation,
+                                            closed_on_bank_holidays, languages)
+                   VALUES ($1, $2, 60, $3::jsonb, 'england-and-wales', false, $4)
+                   RETURNING id),
+               card AS (
+                   INSERT INTO rate_cards (authority_id, effective_from,
+                                           in_hours_pence_per_minute,
+                                           out_of_hours_pence_per_minute,
+                                           bank_holiday_pence_per_minute,
+                                           billing_increment_seconds)
+                   SELECT id, '2000-01-01', 150, 150, 150, 60 FROM a)
+               SELECT id FROM a""",
             slug,
             name,
             json.dumps(opening_hours),

@@ -91,10 +91,10 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
 
     await sign_in(page, *FINANCE)
     await page.goto("/finance")
-    await expect(page.get_by_role("button", name="Download usage (CSV)")).to_be_visible()
+    await expect(page.get_by_role("button", name="Download usage")).to_be_visible()
     await assert_no_violations(page, "finance page")
 
-    await page.goto("/finance/usage.csv?authority=demo&from=2026-02-02&to=2026-01-01")
+    await page.goto("/finance/usage?authority=demo&period=dates&from=2026-02-02&to=2026-01-01")
     summary = page.get_by_role("alert").filter(has_text="There is a problem")
     await expect(summary).to_be_visible()
     await expect(summary).to_be_focused()
@@ -138,6 +138,16 @@ async def test_administration_pages(new_context: NewContext) -> None:
         "aria-invalid", "true"
     )
     await assert_no_violations(page, "an authority's settings with errors")
+
+    await page.get_by_role("link", name="Rates and cost centres").click()
+    await expect(page.get_by_role("cell", name="In force")).to_be_visible()
+    await assert_no_violations(page, "rates and cost centres")
+    await page.get_by_label("VAT rate, per cent").fill("twenty")
+    await page.get_by_role("button", name="Add the rate card").click()
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    await expect(summary).to_be_focused()
+    await expect(page.get_by_label("VAT rate, per cent")).to_have_attribute("aria-invalid", "true")
+    await assert_no_violations(page, "a rate card with errors")
 
     await page.goto("/admin/interpreters")
     await assert_no_violations(page, "interpreters")

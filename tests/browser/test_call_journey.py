@@ -55,7 +55,7 @@ async def usage_rows(new_context: NewContext) -> list[dict[str, str]]:
     await sign_in(page, *FINANCE)
     today = london_today()
     response = await context.request.get(
-        f"/finance/usage.csv?authority=demo&from={today}&to={today}"
+        f"/finance/usage?authority=demo&period=dates&from={today}&to={today}"
     )
     assert response.ok, f"{response.status} {await response.text()}"
     assert response.headers["content-type"].startswith("text/csv")
@@ -92,9 +92,9 @@ async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLo
     assert [row["call_id"] for row in rows] == [call_id], rows
     (row,) = rows
     assert int(row["billable_seconds"]) > 0, row
-    assert int(row["charge_pence"]) >= 150, row
+    assert int(row["net_pence"]) >= 150, row
     assert row["end_reason"] == "caller_hung_up", row
-    assert row["answered_at"] and row["ended_at"], row
+    assert row["answered_at_utc"] and row["ended_at_local"], row
     assert signalling.errors == []
 
 

@@ -68,8 +68,8 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ("GET", "/login"): ("/login", PUBLIC),
     ("GET", "/console"): ("/console", allowed(access.CONSOLE, 200, 303)),
     ("GET", "/finance"): ("/finance", allowed(access.FINANCE, 200, 303)),
-    ("GET", "/finance/usage.csv"): (
-        f"/finance/usage.csv?authority=demo&from={TODAY}&to={TODAY}",
+    ("GET", "/finance/usage"): (
+        f"/finance/usage?authority=demo&period=dates&from={TODAY}&to={TODAY}",
         allowed(access.FINANCE, 200, 303),
     ),
     ("*", "/finance/tokens"): ("/finance/tokens", allowed(access.FINANCE, 200, 303)),
@@ -96,6 +96,26 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     ),
     ("POST", "/admin/authorities/{slug}/closures/{closure}/remove"): (
         "/admin/authorities/demo/closures/999999/remove",
+        allowed(access.ADMIN, 404, 303),
+    ),
+    ("GET", "/admin/authorities/{slug}/billing"): (
+        "/admin/authorities/demo/billing",
+        allowed(access.ADMIN, 200, 303),
+    ),
+    ("POST", "/admin/authorities/{slug}/rate-cards"): (
+        "/admin/authorities/demo/rate-cards",
+        allowed(access.ADMIN, 400, 303),
+    ),
+    ("POST", "/admin/authorities/{slug}/rate-cards/{card}/remove"): (
+        "/admin/authorities/demo/rate-cards/999999/remove",
+        allowed(access.ADMIN, 404, 303),
+    ),
+    ("POST", "/admin/authorities/{slug}/cost-centres"): (
+        "/admin/authorities/demo/cost-centres",
+        allowed(access.ADMIN, 400, 303),
+    ),
+    ("POST", "/admin/authorities/{slug}/cost-centres/{code}/toggle"): (
+        "/admin/authorities/demo/cost-centres/NOPE/toggle",
         allowed(access.ADMIN, 404, 303),
     ),
     ("GET", "/admin/interpreters"): ("/admin/interpreters", allowed(access.ADMIN, 200, 303)),
@@ -224,12 +244,13 @@ async def test_an_authoritys_staff_see_only_their_own(
 
     export = f"&from={TODAY}&to={TODAY}"
     theirs = await client.get(
-        "/finance/usage.csv?authority=other" + export, headers=as_(access.AUTHORITY_FINANCE)
+        "/finance/usage?authority=other&period=dates" + export,
+        headers=as_(access.AUTHORITY_FINANCE),
     )
     assert theirs.status == 403
     assert "cannot see that authority" in await theirs.text()
     own = await client.get(
-        "/finance/usage.csv?authority=other" + export, headers=as_("other-finance")
+        "/finance/usage?authority=other&period=dates" + export, headers=as_("other-finance")
     )
     rows = list(csv.DictReader(io.StringIO(await own.text())))
     assert [r["authority"] for r in rows] == ["other"]
@@ -249,10 +270,11 @@ async def add_calls(pool: asyncpg.Pool) -> None:
                                       answered_at, ended_at, end_reason)
                    SELECT id, $2, 'ended', 'BSL', now(), now(), now(), 'caller_hung_up'
                    FROM authorities WHERE slug = $1 RETURNING id, authority_id)
-               INSERT INTO charges (call_id, authority_id, billable_seconds,
-                                    rate_pence_per_minute, billing_increment_seconds,
-                                    minimum_charge_pence, charge_pence)
-               SELECT id, authority_id, 60, 100, 60, 0, 100 FROM c""",
+               INSERT INTO ledger (call_id, authority_id, kind, billing_month, service_at,
+                                   billable_seconds, charged_seconds, net_pence,
+                                   vat_basis_points)
+               SELECT id, authority_id, 'call', date_trunc('month', now())::date, now(),
+                      60, 60, 100, 2000 FROM c""",
             slug,
             os.urandom(32),
         )
@@ -268,7 +290,7 @@ async def test_the_database_keeps_authorities_apart(pool: asyncpg.Pool, seeded: 
     async with pool.acquire() as con, con.transaction():
         await authority_scope(con, demo)
         assert await con.fetchval("SELECT count(*) FROM calls") == 1
-        assert await con.fetchval("SELECT count(*) FROM charges") == 1
+        assert await con.fetchval("SELECT count(*) FROM ledger") == 1
         assert await con.fetch("SELECT slug FROM authorities") == [("demo",)]
         assert {r["authority_id"] for r in await con.fetch("SELECT authority_id FROM calls")} == {
             demo
@@ -354,18 +376,16 @@ async def test_the_audit_log_records_sign_ins_and_exports(
 ) -> None:
     headers = {"Cookie": f"signvideo_session={sessions[access.AUTHORITY_FINANCE]}"}
     export = await client.get(
-        f"/finance/usage.csv?authority=demo&from={TODAY}&to={TODAY}", headers=headers
+        f"/finance/usage?authority=demo&period=dates&from={TODAY}&to={TODAY}", headers=headers
     )
     assert export.status == 200
     admin = {"Cookie": f"signvideo_session={sessions[access.OPERATOR_ADMIN]}"}
     page = await (await client.get("/admin/audit", headers=admin)).text()
-    assert "export.usage_csv" in page and ACCOUNTS[access.AUTHORITY_FINANCE] in page
+    assert "export.usage" in page and ACCOUNTS[access.AUTHORITY_FINANCE] in page
     assert "sign_in" in page and "127.0.0.1" in page
-    row = await pool.fetchrow(
-        "SELECT actor, detail FROM audit_log WHERE action = 'export.usage_csv'"
-    )
+    row = await pool.fetchrow("SELECT actor, detail FROM audit_log WHERE action = 'export.usage'")
     assert row["actor"] == ACCOUNTS[access.AUTHORITY_FINANCE]
-    assert row["detail"] == {"from": TODAY, "to": TODAY}
+    assert row["detail"] == {"month": None, "from": TODAY, "to": TODAY, "format": "csv"}
     with pytest.raises(asyncpg.RestrictViolationError):
         await pool.execute("DELETE FROM audit_log")
     bad = await client.get("/admin/audit?before=yesterday", headers=admin)

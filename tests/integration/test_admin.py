@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from signvideo import access
+from tests.integration.billing_data import at, ended_call
 from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
     Peer,
@@ -48,7 +49,12 @@ async def admin(client: TestClient[Any, Any], pool: asyncpg.Pool) -> Admin:
 async def post(client: TestClient[Any, Any], path: str, data: dict[str, Any]) -> Any:
     """Send a form as the browser would: with the token from the form's page."""
     token = await form_token(client, "/admin")
-    return await client.post(path, data={**data, "csrf_token": token}, allow_redirects=False)
+    fields = [
+        (name, item)
+        for name, value in {**data, "csrf_token": token}.items()
+        for item in (value if isinstance(value, list) else [value])
+    ]
+    return await client.post(path, data=fields, allow_redirects=False)
 
 
 AUTHORITY = {
@@ -62,9 +68,7 @@ AUTHORITY = {
     "nation": "england-and-wales",
     "closed_on_bank_holidays": "yes",
     "max_queue_length": "30",
-    "rate_pence_per_minute": "120",
-    "billing_increment_seconds": "60",
-    "minimum_charge_pence": "0",
+    "service_level_target_percent": "95",
 }
 
 
@@ -97,6 +101,7 @@ async def test_an_authority_is_set_up_and_changed_with_every_mistake_named(
     assert made.status == 303 and made.headers["Location"].startswith("/admin/authorities/leeds")
     row = await pool.fetchrow("SELECT * FROM authorities WHERE slug = 'leeds'")
     assert row["answer_seconds"] == 45 and row["max_queue_length"] == 30
+    assert row["service_level_target_percent"] == 95
     assert row["opening_hours"]["mon"] == [["09:00", "12:30"], ["13:30", "17:00"]]
     assert row["opening_hours"]["wed"] == []
     again = await post(client, "/admin/authorities/new", AUTHORITY)
@@ -116,6 +121,94 @@ async def test_an_authority_is_set_up_and_changed_with_every_mistake_named(
     assert entry["detail"]["before"]["answer_seconds"] == 45
     shown = await (await client.get("/admin/authorities/leeds?saved=saved")).text()
     assert "Your changes have been saved." in shown and 'value="90"' in shown
+
+
+CARD = {
+    "effective_from": "2099-01-01",
+    "in_hours_pence_per_minute": "160",
+    "out_of_hours_pence_per_minute": "190",
+    "bank_holiday_pence_per_minute": "240",
+    "billing_increment_seconds": "30",
+    "minimum_charge_pence": "200",
+    "monthly_standing_charge_pence": "5000",
+    "vat_percent": "17.5",
+    "in_hours_days": ["1", "2", "3", "4", "5", "6"],
+    "in_hours_start": "08:00",
+    "in_hours_end": "20:00",
+    "technical_grace_seconds": "15",
+}
+
+
+async def test_rate_cards_are_added_never_edited_and_removed_only_unused(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, admin: Admin
+) -> None:
+    page = await (await client.get("/admin/authorities/demo/billing")).text()
+    assert "In force" in page and "150 in hours" in page
+    wrong = await post(
+        client,
+        "/admin/authorities/demo/rate-cards",
+        {
+            **CARD,
+            "effective_from": "2001-01-01",
+            "vat_percent": "twenty",
+            "in_hours_end": "07:00",
+            "billing_increment_seconds": "0",
+        },
+    )
+    assert wrong.status == 400
+    text = await wrong.text()
+    for words in (
+        "In force from must be today",
+        "VAT rate, per cent must be a per cent from 0 to 100",
+        "In hours until must be later than in hours from",
+        "Billing increment in seconds must be 1 or more",
+    ):
+        assert words in text, words
+    added = await post(client, "/admin/authorities/demo/rate-cards", CARD)
+    assert added.status == 303, await added.text()
+    card = await pool.fetchrow("SELECT * FROM rate_cards WHERE effective_from = '2099-01-01'")
+    assert card["vat_basis_points"] == 1750
+    assert list(card["in_hours_days"]) == [1, 2, 3, 4, 5, 6]
+    assert (card["in_hours_start"], card["in_hours_end"]) == (dt.time(8), dt.time(20))
+    assert card["monthly_standing_charge_pence"] == 5000
+    twice = await post(client, "/admin/authorities/demo/rate-cards", CARD)
+    assert twice.status == 400 and "already a rate card from 2099-01-01" in await twice.text()
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await pool.execute("UPDATE rate_cards SET in_hours_pence_per_minute = 1")
+
+    # A card that has charged a call stays; an unused one can go.
+    await ended_call(pool, "demo", at("2026-11-02 10:00:00"), at("2026-11-02 10:00:05"),
+                     at("2026-11-02 10:01:00"))  # fmt: skip
+    used = await pool.fetchval("SELECT id FROM rate_cards WHERE effective_from = '2000-01-01'")
+    kept = await post(client, f"/admin/authorities/demo/rate-cards/{used}/remove", {})
+    assert kept.status == 409 and "stays" in await kept.text()
+    gone = await post(client, f"/admin/authorities/demo/rate-cards/{card['id']}/remove", {})
+    assert gone.status == 303
+    assert await pool.fetchval("SELECT count(*) FROM rate_cards") == 1
+    actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert actions[-2:] == ["rate_card.add", "rate_card.remove"]
+
+
+async def test_cost_centres_are_added_and_withdrawn(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, admin: Admin
+) -> None:
+    bad = await post(
+        client, "/admin/authorities/demo/cost-centres", {"code": "=SUM(A1)", "name": ""}
+    )
+    assert bad.status == 400
+    text = await bad.text()
+    assert "Code must be letters, numbers" in text and "Enter name callers see" in text
+    taken = await post(
+        client, "/admin/authorities/demo/cost-centres", {"code": "HOU", "name": "Homes"}
+    )
+    assert taken.status == 400 and "is taken" in await taken.text()
+    added = await post(
+        client, "/admin/authorities/demo/cost-centres", {"code": "PARK-1", "name": "Parks"}
+    )
+    assert added.status == 303
+    toggled = await post(client, "/admin/authorities/demo/cost-centres/PARK-1/toggle", {})
+    assert toggled.status == 303
+    assert await pool.fetchval("SELECT active FROM cost_centres WHERE code = 'PARK-1'") is False
 
 
 async def test_a_closure_turns_callers_away_until_it_is_removed(

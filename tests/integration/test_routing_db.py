@@ -66,9 +66,11 @@ async def answered_call(pool: asyncpg.Pool) -> routing.Joined:
     await routing.set_state(pool, user_id, "available")
     await routing.match_waiting(pool, RULES)
     await routing.accept(pool, user_id, "Ann", joined.call_id, [])
-    # Pretend the call has been going for 61 s: two minutes started.
+    # Pretend the call has been going for 61 s: two minutes started. The
+    # charge is worked out from the event log's first answer.
     await pool.execute(
-        "UPDATE calls SET answered_at = now() - interval '61 seconds' WHERE id = $1",
+        "INSERT INTO call_events (call_id, kind, actor, at) "
+        "VALUES ($1, 'answered', 'interpreter', now() - interval '61 seconds')",
         joined.call_id,
     )
     return joined
@@ -87,20 +89,21 @@ async def test_an_end_processed_twice_at_once_charges_once(
     finally:
         await other.close()
     assert sorted(results) == [False, True]
-    charges = await pool.fetch("SELECT * FROM charges WHERE call_id = $1", joined.call_id)
+    charges = await pool.fetch("SELECT * FROM ledger WHERE call_id = $1", joined.call_id)
     assert len(charges) == 1
     assert charges[0]["billable_seconds"] in (61, 62)
-    assert charges[0]["charge_pence"] == 300
+    assert charges[0]["net_pence"] == 300
+    assert charges[0]["vat_pence"] == 60
     assert await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES) is False
-    assert await pool.fetchval("SELECT count(*) FROM charges") == 1
+    assert await pool.fetchval("SELECT count(*) FROM ledger") == 1
 
 
 async def test_charges_and_events_cannot_be_edited(pool: asyncpg.Pool, seeded: None) -> None:
     joined = await answered_call(pool)
     await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES)
     for statement in (
-        "UPDATE charges SET charge_pence = 1",
-        "DELETE FROM charges",
+        "UPDATE ledger SET net_pence = 1",
+        "DELETE FROM ledger",
         "UPDATE call_events SET kind = 'x'",
         "DELETE FROM call_events",
     ):

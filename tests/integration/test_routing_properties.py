@@ -99,15 +99,15 @@ def dispatch_key(call: Any, now: dt.datetime) -> tuple[Any, ...]:
 
 async def setup_world(pool: asyncpg.Pool, profiles: list[Any]) -> World:
     await pool.execute(
-        "TRUNCATE call_declines, call_events, charges, mailbox, interpreter_events, "
-        "interpreter_status, interpreters, calls, authority_closures, authorities, "
-        "sessions, users RESTART IDENTITY CASCADE"
+        "TRUNCATE call_declines, call_events, ledger, invoices, rate_cards, mailbox, "
+        "interpreter_events, interpreter_status, interpreters, calls, authority_closures, "
+        "authorities, sessions, users RESTART IDENTITY CASCADE"
     )
     for slug, window in (("fast", 60), ("slow", 120), ("scot", 300)):
         await pool.execute(
-            "INSERT INTO authorities (slug, name, answer_seconds, rate_pence_per_minute, "
+            "INSERT INTO authorities (slug, name, answer_seconds, "
             "languages, opening_hours, closed_on_bank_holidays, max_queue_length) "
-            "VALUES ($1, $1, $2, 100, '{BSL,ISL}', $3, false, 1000)",
+            "VALUES ($1, $1, $2, '{BSL,ISL}', $3, false, 1000)",
             slug,
             window,
             ALWAYS_OPEN,

@@ -32,11 +32,13 @@ ConsoleOpener = Callable[[str], Awaitable[Peer]]
 CLOSED_ALL_WEEK: dict[str, list[list[str]]] = {day: [] for day in ALWAYS_OPEN}
 
 
-async def add_authority(pool: asyncpg.Pool, slug: str, **columns: Any) -> None:
+async def add_authority(
+    pool: asyncpg.Pool, slug: str, rate_pence_per_minute: int = 100, **columns: Any
+) -> None:
+    """An authority with a flat per-minute rate card from 2000 on."""
     values = {
         "name": slug.title(),
         "answer_seconds": 60,
-        "rate_pence_per_minute": 100,
         "opening_hours": ALWAYS_OPEN,
         "closed_on_bank_holidays": False,
         **columns,
@@ -44,7 +46,14 @@ async def add_authority(pool: asyncpg.Pool, slug: str, **columns: Any) -> None:
     names = ", ".join(values)
     marks = ", ".join(f"${n}" for n in range(2, len(values) + 2))
     await pool.execute(
-        f"INSERT INTO authorities (slug, {names}) VALUES ($1, {marks})", slug, *values.values()
+        f"""WITH a AS (INSERT INTO authorities (slug, {names}) VALUES ($1, {marks}) RETURNING id)
+            INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                    out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
+                                    billing_increment_seconds)
+            SELECT id, '2000-01-01', {int(rate_pence_per_minute)}, {int(rate_pence_per_minute)},
+                   {int(rate_pence_per_minute)}, 60 FROM a""",
+        slug,
+        *values.values(),
     )
 
 

@@ -80,11 +80,9 @@ async def test_call_from_queue_to_charge(
     # The waiting caller is offered to the interpreter who is free again.
     assert (await console.expect("offer"))["call_id"] != queued["call_id"]
 
-    charge = await pool.fetchrow(
-        "SELECT * FROM charges WHERE call_id = $1::uuid", queued["call_id"]
-    )
+    charge = await pool.fetchrow("SELECT * FROM ledger WHERE call_id = $1::uuid", queued["call_id"])
     assert charge["billable_seconds"] >= 2
-    assert charge["charge_pence"] == 150  # one minute started, 150 p a minute
+    assert charge["net_pence"] == 150  # one minute started, 150 p a minute
     kinds = [
         r["kind"]
         for r in await pool.fetch(
@@ -197,7 +195,9 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
         pool, "SELECT end_reason FROM calls WHERE id = $1::uuid", vanished["call_id"]
     )
     assert reason == "caller_disconnected"
-    assert await pool.fetchval("SELECT count(*) FROM charges") == 0
+    # Never answered: rated once, at nothing.
+    line = await pool.fetchrow("SELECT * FROM ledger WHERE call_id = $1::uuid", vanished["call_id"])
+    assert (line["net_pence"], line["zero_rated_reason"]) == (0, "not_answered")
 
 
 async def test_interpreter_hangs_up_and_console_loss_ends_call(
@@ -232,7 +232,7 @@ async def test_interpreter_hangs_up_and_console_loss_ends_call(
         assert (await caller.expect("ended"))["reason"] == reason
         assert (
             await pool.fetchval(
-                "SELECT count(*) FROM charges WHERE call_id = $1::uuid", queued["call_id"]
+                "SELECT count(*) FROM ledger WHERE call_id = $1::uuid", queued["call_id"]
             )
             == 1
         )

@@ -157,7 +157,7 @@ async def test_callers_of_a_killed_process_resume_on_the_other(
         await console.send(type="hangup", call_id=call_id)
         assert (await first.expect("ended", call_id=call_id))["reason"] == "interpreter_hung_up"
         assert (
-            await pool.fetchval("SELECT count(*) FROM charges WHERE call_id = $1::uuid", call_id)
+            await pool.fetchval("SELECT count(*) FROM ledger WHERE call_id = $1::uuid", call_id)
             == 1
         )
         for peer in (console, first, second, fourth):

@@ -43,6 +43,5 @@ async def test_caller_and_interpreter_exchange_video(
     await console.send(type="hangup", call_id=call_id)
     assert (await caller.expect("ended"))["reason"] == "interpreter_hung_up"
     assert (
-        await pool.fetchval("SELECT charge_pence FROM charges WHERE call_id = $1::uuid", call_id)
-        == 150
+        await pool.fetchval("SELECT net_pence FROM ledger WHERE call_id = $1::uuid", call_id) == 150
     )
