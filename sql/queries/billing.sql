@@ -81,9 +81,9 @@ ORDER BY l.service_at, l.id;
 
 -- name: usage_totals
 -- What usage_lines adds up to, with the same parameters.
-SELECT count(*) AS lines, coalesce(sum(net_pence), 0) AS net_pence,
-       coalesce(sum(vat_pence), 0) AS vat_pence,
-       coalesce(sum(net_pence + vat_pence), 0) AS gross_pence
+SELECT count(*) AS lines, coalesce(sum(net_pence), 0)::bigint AS net_pence,
+       coalesce(sum(vat_pence), 0)::bigint AS vat_pence,
+       coalesce(sum(net_pence + vat_pence), 0)::bigint AS gross_pence
 FROM ledger
 WHERE authority_id = $1
   AND billing_month BETWEEN $2::date AND $3::date

@@ -149,6 +149,17 @@ async def test_administration_pages(new_context: NewContext) -> None:
     await expect(page.get_by_label("VAT rate, per cent")).to_have_attribute("aria-invalid", "true")
     await assert_no_violations(page, "a rate card with errors")
 
+    await page.goto("/finance/invoices/demo")
+    await assert_no_violations(page, "invoices")
+    await page.goto("/finance/invoices/demo/2026-01")
+    await expect(page.get_by_role("button", name="Issue invoice for January 2026")).to_be_visible()
+    await page.get_by_role("button", name="Give the credit").click()
+    await expect(page.get_by_role("alert").filter(has_text="There is a problem")).to_be_focused()
+    await assert_no_violations(page, "a draft invoice with a credit's errors")
+    await page.get_by_role("button", name="Issue invoice for January 2026").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Invoice DEMO-0001")
+    await assert_no_violations(page, "an issued invoice")
+
     await page.goto("/admin/interpreters")
     await assert_no_violations(page, "interpreters")
     await page.get_by_role("link", name="Sam Interpreter").click()

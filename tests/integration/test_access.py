@@ -77,6 +77,23 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/finance/tokens/999999/revoke",
         allowed(access.FINANCE, 404, 303),
     ),
+    ("GET", "/finance/invoices/{slug}"): (
+        "/finance/invoices/demo",
+        allowed(access.FINANCE, 200, 303),
+    ),
+    ("GET", "/finance/invoices/{slug}/{month}"): (
+        "/finance/invoices/demo/2026-11",
+        allowed(access.FINANCE, 200, 303),
+    ),
+    # A month still to come cannot be invoiced: 409 says so.
+    ("POST", "/finance/invoices/{slug}/{month}/issue"): (
+        "/finance/invoices/demo/2999-01/issue",
+        allowed(access.ADMIN, 409, 303),
+    ),
+    ("POST", "/finance/invoices/{slug}/{month}/credits"): (
+        "/finance/invoices/demo/2026-11/credits",
+        allowed(access.ADMIN, 400, 303),
+    ),
     ("GET", "/api/v1/authorities/{slug}/usage"): (
         f"/api/v1/authorities/demo/usage?from={TODAY}&to={TODAY}",
         allowed(access.FINANCE, 200, 401),
