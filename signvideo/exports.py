@@ -203,11 +203,15 @@ async def write_csv(
     """RFC 4180: a header, CRLF line ends, UTF-8. PostgreSQL writes the CSV;
     no field can hold a line break (export_text), so every LF ends a record."""
     await _local_time(con, sel)
+    header = [True]  # the first line ends the header, not a record
 
     async def chunk(data: bytes) -> None:
         await out(data.replace(b"\n", b"\r\n"))
         if progress is not None:
-            progress(data.count(b"\n"))
+            lines = data.count(b"\n")
+            if header[0] and lines:
+                lines, header[0] = lines - 1, False
+            progress(lines)
 
     await con.copy_from_query(
         _lines_query(), *sel.params(), output=chunk, format="csv", header=True

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import fcntl
+import io
+import json
 import os
+import pty
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import urllib.request
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from signvideo.demo import DEMO_LOGINS
+from tests.integration.billing_data import at, ended_call
 
 
 def run(
@@ -116,3 +126,98 @@ async def test_demo_seeds_once_and_serves(database_url: str) -> None:
         assert await con.fetchval("SELECT count(*) FROM users") == len(DEMO_LOGINS)
     finally:
         await con.close()
+
+
+async def november_calls(pool: asyncpg.Pool) -> None:
+    await ended_call(pool, "demo", at("2026-11-02 10:00:00"), at("2026-11-02 10:00:10"),
+                     at("2026-11-02 10:02:00"))  # fmt: skip
+    await ended_call(pool, "demo", at("2026-11-03 10:00:00"), None, at("2026-11-03 10:00:20"),
+                     "caller_left")  # fmt: skip
+
+
+async def test_export_writes_a_month_to_a_file(
+    database_url: str, pool: asyncpg.Pool, seeded: None, tmp_path: Path
+) -> None:
+    await november_calls(pool)
+    env = clean_env(DATABASE_URL=database_url)
+    target = tmp_path / "november.csv"
+    args = ["export", "--authority", "demo", "--month", "2026-11", "--output", str(target)]
+    result = await asyncio.to_thread(run, args, env)
+    assert result.returncode == 0, result.stderr
+    assert "Wrote 2 lines for demo" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(target.read_text(), newline="")))
+    assert [r["net_pence"] for r in rows] == ["300", "0"]
+    # JSON to standard output, and an XLSX file.
+    result = await asyncio.to_thread(run, [*args[:5], "--format", "json"], env)
+    assert json.loads(result.stdout)["totals"]["net_pence"] == 300
+    book = tmp_path / "november.xlsx"
+    result = await asyncio.to_thread(run, [*args[:5], "--format", "xlsx", "-o", str(book)], env)
+    assert result.returncode == 0, result.stderr
+    assert book.read_bytes()[:2] == b"PK"  # a zip, as XLSX files are
+    assert (
+        await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'export.usage_cli'") == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        (["--authority", "atlantis", "--month", "2026-11"], 3, "no authority called 'atlantis'"),
+        (["--authority", "demo", "--month", "November"], 2, "is not a month"),
+        (["--authority", "demo", "--from", "2026-11-02"], 2, "Enter a 'to' date"),
+        (["--authority", "demo", "--month", "2026-11", "--from", "2026-11-01"], 2, "not both"),
+        (["--authority", "demo", "--month", "2026-11", "--format", "pdf"], 2, "invalid choice"),
+    ],
+)
+async def test_export_refuses_bad_arguments_with_the_reason(
+    database_url: str, seeded: None, args: list[str], status: int, says: str
+) -> None:
+    result = await asyncio.to_thread(run, ["export", *args], clean_env(DATABASE_URL=database_url))
+    assert result.returncode == status
+    assert says in result.stderr
+
+
+async def test_export_shows_progress_in_a_terminal(
+    database_url: str, pool: asyncpg.Pool, seeded: None, tmp_path: Path
+) -> None:
+    """With a terminal on standard error, a progress bar counts the lines;
+    through a pipe (above), there is none."""
+    await november_calls(pool)
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    target = tmp_path / "november.csv"
+
+    def export() -> tuple[int, bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "signvideo",
+                "export",
+                "--authority",
+                "demo",
+                "--month",
+                "2026-11",
+                "-o",
+                str(target),
+            ],
+            env=clean_env(DATABASE_URL=database_url),
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break  # the terminal closed with the process
+            if not chunk:
+                break
+            shown += chunk
+        return process.wait(timeout=60), shown
+
+    status, shown = await asyncio.to_thread(export)
+    os.close(controller)
+    assert status == 0
+    assert b"100%" in shown and b"2/2" in shown, shown
