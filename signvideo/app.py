@@ -29,6 +29,7 @@ from signvideo import (
     privacy,
     rates,
     routing,
+    service_levels,
     signaling,
     views,
 )
@@ -275,6 +276,7 @@ def create_app(config: Config) -> web.Application:
     env.globals["may"] = {
         "console": access.CONSOLE,
         "finance": access.FINANCE,
+        "reports": access.REPORTS,
         "admin": access.ADMIN,
     }
     app.on_shutdown.append(_close_sockets)
@@ -320,6 +322,8 @@ def create_app(config: Config) -> web.Application:
             web.route("*", "/admin/identity-providers", admin.providers),
             web.post("/admin/identity-providers/{provider}/remove", admin.provider_remove),
             web.get("/finance/usage", finance.usage_download),
+            web.get("/reports/service-levels", service_levels.report_page),
+            web.get("/reports/dashboard", service_levels.dashboard_page),
             web.get("/finance/invoices/{slug}", invoices.invoices_page),
             web.get("/finance/invoices/{slug}/{month}", invoices.invoice_page),
             web.post("/finance/invoices/{slug}/{month}/issue", invoices.invoice_issue),
@@ -330,6 +334,7 @@ def create_app(config: Config) -> web.Application:
             web.get("/api/v1/queues", api.queues),
             web.get("/api/v1/authorities/{slug}/availability", api.availability),
             web.get("/api/v1/authorities/{slug}/usage", finance.usage_api),
+            web.get("/api/v1/service-levels", service_levels.report_api),
             web.get("/healthz", views.healthz),
             web.get("/metrics", views.metrics),
             web.static("/static", WEB_DIR / "static", append_version=False),

@@ -148,6 +148,14 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds of wrap-up after a call before the next offer (0 for none)",
     ),
     Setting(
+        "short_abandon",
+        "SIGNVIDEO_SHORT_ABANDON",
+        "6",
+        _seconds_or_zero,
+        "seconds within which a caller who leaves the queue is a short abandon, left out of "
+        "service levels",
+    ),
+    Setting(
         "console_lease",
         "SIGNVIDEO_CONSOLE_LEASE",
         "15",
@@ -218,6 +226,7 @@ class Config:
     wait_ceiling: float = 300.0
     max_missed_offers: int = 2
     wrap_up: float = 30.0
+    short_abandon: float = 6.0
     console_lease: float = 15.0
     caller_grace: float = 60.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)

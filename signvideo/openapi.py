@@ -19,6 +19,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Not signed in, or the API token is missing, unknown or revoked.",
         403: "Signed in, but not allowed to see this.",
         404: "There is no such authority.",
+        413: "More lines than a spreadsheet holds; choose a shorter range, or CSV.",
         429: "Too many requests just now; wait as long as Retry-After says.",
     }
     return {
@@ -38,6 +39,7 @@ _SLUG = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 63},
 }
 _DATE = {"type": "string", "format": "date"}
+_MONTH = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 
 DOCUMENT: dict[str, Any] = {
@@ -92,24 +94,75 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/v1/authorities/{slug}/usage": {
             "get": {
-                "summary": "An authority's calls between two local dates, for finance systems",
+                "summary": "An authority's usage lines for a billing month, or for a range "
+                "of local dates, for finance systems",
+                "description": "Give `month`, or `from` and `to`. The columns are in "
+                "docs/exports.md; a billing month's lines add up to its invoice.",
                 "security": [{"token": []}, {"session": []}],
                 "parameters": [
                     _SLUG,
-                    {"name": "from", "in": "query", "required": True, "schema": _DATE},
-                    {"name": "to", "in": "query", "required": True, "schema": _DATE},
+                    {"name": "month", "in": "query", "required": False, "schema": _MONTH},
+                    {"name": "from", "in": "query", "required": False, "schema": _DATE},
+                    {"name": "to", "in": "query", "required": False, "schema": _DATE},
                     {
                         "name": "format",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "enum": ["csv"], "default": "csv"},
+                        "schema": {
+                            "type": "string",
+                            "enum": ["csv", "xlsx", "json"],
+                            "default": "csv",
+                        },
                     },
                 ],
                 "responses": {
                     "200": {
-                        "description": "RFC 4180 CSV, UTF-8, one row per call "
-                        "(columns in README.md)",
-                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                        "description": "CSV (RFC 4180, UTF-8), an XLSX workbook, or JSON",
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Usage"}},
+                        },
+                    },
+                    **_errors(400, 401, 403, 404, 413),
+                },
+            }
+        },
+        "/api/v1/service-levels": {
+            "get": {
+                "summary": "Service levels per authority (or all together) by 15 minutes, "
+                "day or month",
+                "security": [{"session": []}],
+                "parameters": [
+                    {
+                        "name": "authority",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "default": "all"},
+                    },
+                    {"name": "from", "in": "query", "required": False, "schema": _DATE},
+                    {"name": "to", "in": "query", "required": False, "schema": _DATE},
+                    {
+                        "name": "by",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["interval", "day", "month"],
+                            "default": "day",
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The figures, a row for each period and one for all",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ServiceLevels"}
+                            }
+                        },
                     },
                     **_errors(400, 401, 403, 404),
                 },
@@ -122,6 +175,67 @@ DOCUMENT: dict[str, Any] = {
             "session": {"type": "apiKey", "in": "cookie", "name": "signvideo_session"},
         },
         "schemas": {
+            "Usage": {
+                "type": "object",
+                "required": ["format", "version", "authority", "lines", "totals"],
+                "properties": {
+                    "format": {"const": "signvideo-usage"},
+                    "version": {"const": 1},
+                    "authority": {"type": "string"},
+                    "time_zone": {"type": "string"},
+                    "month": _NULLABLE_TEXT,
+                    "from": _NULLABLE_TEXT,
+                    "to": _NULLABLE_TEXT,
+                    "lines": {"type": "array", "items": {"type": "object"}},
+                    "totals": {
+                        "type": "object",
+                        "required": ["lines", "net_pence", "vat_pence", "gross_pence"],
+                        "properties": {
+                            name: {"type": "integer"}
+                            for name in ("lines", "net_pence", "vat_pence", "gross_pence")
+                        },
+                    },
+                },
+            },
+            "ServiceLevels": {
+                "type": "object",
+                "required": ["authority", "from", "to", "by", "rows", "total"],
+                "properties": {
+                    "authority": _NULLABLE_TEXT,
+                    "time_zone": {"type": "string"},
+                    "from": {"type": "string"},
+                    "to": {"type": "string"},
+                    "by": {"type": "string"},
+                    "short_abandon_seconds": {"type": "number"},
+                    "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Figures"}},
+                    "total": {"$ref": "#/components/schemas/Figures"},
+                },
+            },
+            "Figures": {
+                "type": "object",
+                "required": [
+                    "offered",
+                    "answered",
+                    "answered_in_window",
+                    "abandoned",
+                    "short_abandons",
+                    "service_level_percent",
+                ],
+                "properties": {
+                    "bucket": _NULLABLE_TEXT,
+                    "offered": {"type": "integer", "minimum": 0},
+                    "answered": {"type": "integer", "minimum": 0},
+                    "answered_in_window": {"type": "integer", "minimum": 0},
+                    "abandoned": {"type": "integer", "minimum": 0},
+                    "short_abandons": {"type": "integer", "minimum": 0},
+                    "service_level_percent": {"type": ["number", "null"]},
+                    "abandonment_percent": {"type": ["number", "null"]},
+                    "average_answer_seconds": {"type": ["number", "null"]},
+                    "longest_wait_seconds": {"type": ["number", "null"]},
+                    "p95_wait_seconds": {"type": ["number", "null"]},
+                    "p99_wait_seconds": {"type": ["number", "null"]},
+                },
+            },
             "Error": {
                 "type": "object",
                 "required": ["error"],

@@ -77,6 +77,18 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/finance/tokens/999999/revoke",
         allowed(access.FINANCE, 404, 303),
     ),
+    ("GET", "/reports/service-levels"): (
+        "/reports/service-levels?authority=demo",
+        allowed(access.REPORTS, 200, 303),
+    ),
+    ("GET", "/reports/dashboard"): (
+        "/reports/dashboard?authority=demo",
+        allowed(access.REPORTS, 200, 303),
+    ),
+    ("GET", "/api/v1/service-levels"): (
+        "/api/v1/service-levels?authority=demo",
+        allowed(access.REPORTS, 200, 401),
+    ),
     ("GET", "/finance/invoices/{slug}"): (
         "/finance/invoices/demo",
         allowed(access.FINANCE, 200, 303),
