@@ -416,9 +416,15 @@ async def accept(
 
 
 def interpreter_peer(call: asyncpg.Record) -> dict[str, Any]:
-    """What the interpreter is told of the other side: the authority, and how
-    to reach the caller if the call is cut off (if they said)."""
-    return {"authority": call["slug"], "contact": call["caller_contact"]}
+    """What the interpreter is told of the other side: the authority, how to
+    reach the caller if the call is cut off (if they said), and the call's
+    cost centre with those the authority offers."""
+    return {
+        "authority": call["slug"],
+        "contact": call["caller_contact"],
+        "cost_centre": call["cost_centre"],
+        "cost_centres": call["cost_centres"],
+    }
 
 
 def connected_message(

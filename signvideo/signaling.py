@@ -280,6 +280,14 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 f'"contact" must be a phone number or email address of at most '
                 f"{privacy.MAX_CONTACT_CHARS} characters, or left out."
             )
+        cost_centre = _optional_code(data, "cost_centre")
+        if cost_centre is not None and not await pool.fetchval(
+            Q["cost_centre_offered"], slug, cost_centre
+        ):
+            raise InvalidField(
+                f'"cost_centre" {cost_centre[:40]!r} is not one of this authority\'s departments; '
+                "choose one from the list, or leave it out."
+            )
         limit_joins(app, request, slug)
         joined = await routing.join_queue(
             pool,
@@ -298,6 +306,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 matcher.kick()
             if contact and contact.strip():
                 await privacy.remember_contact(pool, call_id, contact.strip())
+            if cost_centre is not None:
+                await pool.execute(Q["set_cost_centre"], call_id, cost_centre)
             await queued_reply(joined.token, joined.authority_slug, resumed=False)
         finally:
             # The socket takes its mail only after `queued`, so that nothing
@@ -467,7 +477,21 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     async def on_ping(data: dict[str, Any]) -> None:
         await conn.send(pong(data))
 
+    async def on_cost_centre(data: dict[str, Any]) -> None:
+        call_id = call_id_field(data)
+        code = data.get("cost_centre")
+        if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 32):
+            raise InvalidField('"cost_centre" must be a department code from the list, or null.')
+        saved = await pool.fetchrow(Q["set_cost_centre_by_interpreter"], call_id, user.id, code)
+        if saved is None:
+            raise OutOfTurn(
+                "You can set the department of your own call, during it or within 15 minutes "
+                "of its end, to one the authority offers."
+            )
+        await conn.send({"type": "cost_centre_saved", "call_id": str(call_id), "cost_centre": code})
+
     conn.handlers = {
+        "set_cost_centre": on_cost_centre,
         "set_state": on_state,
         "set_availability": on_availability,
         "end_wrap_up": on_end_wrap_up,

@@ -61,6 +61,9 @@ async def caller_page(request: web.Request) -> web.Response:
             "opening_lines": availability["opening_lines"],
             "ice_servers": request.app[CONFIG].ice_servers,
             "retention_days": request.app[CONFIG].contact_retention_days,
+            "cost_centres": await request.app[POOL].fetch(
+                Q["cost_centres_for_callers"], authority["id"]
+            ),
         },
     )
 

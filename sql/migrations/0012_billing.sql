@@ -211,3 +211,10 @@ CREATE FUNCTION export_text(t text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL
     SELECT CASE WHEN t ~ '^[=+@-]' THEN '''' ELSE '' END || translate(t, E'\r\n\t', '   ')
 $$;
 GRANT EXECUTE ON FUNCTION export_text(text) TO signvideo_authority_reader;
+
+-- An authority's cost centres offered now, as [{"code", "name"}], by name.
+CREATE FUNCTION cost_centres_offered(authority bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('code', code, 'name', name) ORDER BY name),
+                    '[]'::jsonb)
+    FROM cost_centres WHERE authority_id = authority AND active
+$$;

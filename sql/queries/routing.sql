@@ -185,14 +185,44 @@ SELECT c.id, c.state, c.interpreter_id, c.offer_expires_at <= now() AS offer_exp
 FROM calls c WHERE c.id = $1;
 
 -- name: authority_of_call
--- The call's authority, and the caller's contact if they left one.
-SELECT a.slug, a.name, c.caller_contact FROM calls c JOIN authorities a ON a.id = c.authority_id
+-- The call's authority, the caller's contact if they left one, and the
+-- cost centre chosen with those the interpreter may choose from.
+SELECT a.slug, a.name, c.caller_contact, c.cost_centre,
+       cost_centres_offered(c.authority_id) AS cost_centres
+FROM calls c JOIN authorities a ON a.id = c.authority_id
 WHERE c.id = $1;
 
 -- name: call_resend
 -- What a reconnected console is sent again: its call's state, the offer as
 -- it stands (migration 0005), and the authority.
-SELECT c.state, a.slug, c.caller_contact,
+SELECT c.state, a.slug, c.caller_contact, c.cost_centre,
+       cost_centres_offered(c.authority_id) AS cost_centres,
        offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
                      extract(epoch FROM c.offer_expires_at - now())::float8) AS offer
 FROM calls c JOIN authorities a ON a.id = c.authority_id WHERE c.id = $1;
+
+-- name: cost_centre_offered
+-- Whether an authority offers this cost centre to callers now.
+SELECT 1 FROM cost_centres cc JOIN authorities a ON a.id = cc.authority_id
+WHERE a.slug = $1 AND cc.code = $2 AND cc.active;
+
+-- name: set_cost_centre
+UPDATE calls SET cost_centre = $2 WHERE id = $1;
+
+-- name: set_cost_centre_by_interpreter
+-- The interpreter of a call sets (or clears) its cost centre, during the
+-- call or within 15 minutes of its end, while its month is not invoiced.
+UPDATE calls c SET cost_centre = $3
+WHERE c.id = $1 AND c.interpreter_id = $2
+  AND (c.state = 'answered' OR (c.state = 'ended' AND c.ended_at > now() - interval '15 minutes'))
+  AND ($3::text IS NULL OR EXISTS (
+        SELECT 1 FROM cost_centres cc
+        WHERE cc.authority_id = c.authority_id AND cc.code = $3 AND cc.active))
+  AND NOT EXISTS (
+        SELECT 1 FROM ledger l
+        JOIN invoices i ON i.authority_id = l.authority_id AND i.month = l.billing_month
+        WHERE l.call_id = c.id AND l.kind = 'call')
+RETURNING c.cost_centre;
+
+-- name: cost_centres_for_callers
+SELECT code, name FROM cost_centres WHERE authority_id = $1 AND active ORDER BY name;

@@ -73,7 +73,14 @@ async def test_wrap_up_after_a_call(new_context: NewContext, signalling: Signall
     # A break or going offline also ends the wrap-up; "Make me available" is
     # what "Ready for the next call" does.
     await expect_controls(console, available=False, take_break=True, offline=True)
+    # The department the call was for: the caller chose none; the interpreter sets it.
+    department = console.get_by_label("Department the call was for")
+    await expect(department).to_have_value("")
     await assert_no_violations(console, "console in wrap-up")
+    await department.select_option(label="Housing")
+    await console.get_by_role("button", name="Save the department").click()
+    await expect(console.locator("#department-saved")).to_have_text("Saved: Housing.")
+    await expect(console.get_by_role("status")).to_have_text("Department saved: Housing.")
 
     await ready.click()
 
@@ -81,6 +88,18 @@ async def test_wrap_up_after_a_call(new_context: NewContext, signalling: Signall
     await expect(timer).to_be_hidden()
     await expect_controls(console, available=False, take_break=True, offline=True)
     assert signalling.errors == []
+
+
+async def test_a_caller_chooses_the_department(
+    new_context: NewContext, signalling: SignallingLog
+) -> None:
+    caller = await open_caller(await new_context(phone=True))
+    await caller.get_by_label("Which department is your call for? (optional)").select_option(
+        label="Council tax and benefits"
+    )
+    await join_queue(caller)
+    joins = [line for line in signalling.lines if '"type":"join"' in line and "] -> " in line]
+    assert len(joins) == 1 and '"cost_centre":"REV"' in joins[0], signalling.lines
 
 
 @pytest.mark.server_env(SIGNVIDEO_WRAP_UP="6")

@@ -378,3 +378,50 @@ async def test_sockets_refuse_pages_of_other_sites(client: TestClient[Any, Any])
     same = f"http://{client.host}:{client.port}"
     ws = await client.ws_connect("/ws/caller", headers={"Origin": same})
     await ws.close()
+
+
+async def test_a_call_carries_its_department_from_caller_or_interpreter(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo", cost_centre="NOPE")
+    refused = await caller.expect("error")
+    assert "not one of this authority's departments" in refused["message"]
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+
+    await caller.send(type="join", authority="demo", cost_centre="HOU")
+    queued = await caller.expect("queued")
+    call_id = queued["call_id"]
+    assert await pool.fetchval("SELECT cost_centre FROM calls WHERE id = $1::uuid", call_id) == (
+        "HOU"
+    )
+    ann_id, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_availability", available=True)
+    offer = await ann.expect("offer")
+    # Not hers yet: an offer is not a call.
+    await ann.send(type="set_cost_centre", call_id=call_id, cost_centre="REV")
+    assert "your own call" in (await ann.expect("error"))["message"]
+    await ann.send(type="accept", call_id=offer["call_id"])
+    connected = await ann.expect("connected")
+    assert connected["peer"]["cost_centre"] == "HOU"
+    # Offered by name: Adult social care, Council tax and benefits, Housing.
+    assert [c["code"] for c in connected["peer"]["cost_centres"]] == ["ASC", "REV", "HOU"]
+    await ann.send(type="hangup", call_id=call_id)
+    await ann.expect("ended")
+    # In wrap-up the interpreter corrects it; the export shows the change.
+    await ann.send(type="set_cost_centre", call_id=call_id, cost_centre="REV")
+    saved = await ann.expect("cost_centre_saved")
+    assert saved["cost_centre"] == "REV"
+    assert await pool.fetchval("SELECT cost_centre FROM calls WHERE id = $1::uuid", call_id) == (
+        "REV"
+    )
+    await ann.send(type="set_cost_centre", call_id=call_id, cost_centre="ELSEWHERE")
+    assert "one the authority offers" in (await ann.expect("error"))["message"]
+    # Another interpreter cannot.
+    _, bob = await interpreter_console(client, pool, open_console, "bob@example.org")
+    await bob.send(type="set_cost_centre", call_id=call_id, cost_centre="ASC")
+    assert "your own call" in (await bob.expect("error"))["message"]
+    assert await pool.fetchval("SELECT interpreter_id FROM calls") == ann_id

@@ -373,6 +373,8 @@
       if (specialism) fields.specialism = specialism;
       const contact = document.getElementById("contact");
       if (contact && contact.value.trim()) fields.contact = contact.value.trim();
+      const costCentre = document.getElementById("cost-centre");
+      if (costCentre && costCentre.value) fields.cost_centre = costCentre.value;
       send("join", fields);
     });
   }

@@ -18,6 +18,10 @@
     wrapUp: document.getElementById("wrap-up"),
     wrapUpCountdown: document.getElementById("wrap-up-countdown"),
     endWrapUp: document.getElementById("end-wrap-up"),
+    department: document.getElementById("department"),
+    departmentChoice: document.getElementById("department-choice"),
+    departmentSave: document.getElementById("department-save"),
+    departmentSaved: document.getElementById("department-saved"),
     endOtherCall: document.getElementById("end-other-call"),
     makeAvailable: document.getElementById("make-available"),
     breakReason: document.getElementById("break-reason"),
@@ -90,6 +94,8 @@
   let lastOffer = null;    // {callId, authorityName}: the offer a `connected` follows
   let call = null;         // {callId, authorityName, iceServers, peer, localStream}
   let wrapUpTimer = null;
+  // The call just finished, for choosing its department during wrap-up.
+  let lastCall = null;
   let wrapUpEndsAt = 0;
   let reconnectAttempt = 0;
   let droppedDuringCall = false;   // the socket dropped while this page had a call
@@ -148,8 +154,31 @@
   }
 
   /* Wrap-up: a countdown to `until`, and a way to end it early. */
+  function renderDepartment(inWrapUp) {
+    const show = inWrapUp && lastCall !== null && lastCall.costCentres.length > 0;
+    if (show && el.department.hidden) {
+      el.departmentChoice.replaceChildren();
+      const none = new Option("Not known", "");
+      el.departmentChoice.add(none);
+      for (const centre of lastCall.costCentres) {
+        el.departmentChoice.add(new Option(centre.name, centre.code));
+      }
+      el.departmentChoice.value = lastCall.costCentre;
+      el.departmentSaved.textContent = lastCall.costCentre
+        ? "The caller chose " + nameOfCostCentre(lastCall.costCentre) + "."
+        : "";
+    }
+    el.department.hidden = !show;
+  }
+
+  function nameOfCostCentre(code) {
+    const found = lastCall && lastCall.costCentres.find(function (c) { return c.code === code; });
+    return found ? found.name : code;
+  }
+
   function renderWrapUp() {
     const inWrapUp = server.state === "wrap_up";
+    renderDepartment(inWrapUp);
     el.wrapUp.hidden = !inWrapUp;
     window.clearInterval(wrapUpTimer);
     wrapUpTimer = null;
@@ -355,6 +384,11 @@
     rtc.guardLeaving(true);
     render();
 
+    lastCall = {
+      callId: callId,
+      costCentre: (message.peer && message.peer.cost_centre) || "",
+      costCentres: (message.peer && message.peer.cost_centres) || [],
+    };
     el.callHeading.textContent = "Call from " + authorityName;
     const contact = message.peer && message.peer.contact;
     el.callerContact.textContent = contact
@@ -507,6 +541,18 @@
       sdp: only(onSdp),
       ice: only(onIce),
       ended: only(onEnded),
+      cost_centre_saved: only(function (message) {
+        if (lastCall && lastCall.callId === message.call_id) {
+          lastCall.costCentre = message.cost_centre || "";
+        }
+        el.departmentSave.disabled = false;
+        el.departmentSaved.textContent = message.cost_centre
+          ? "Saved: " + nameOfCostCentre(message.cost_centre) + "."
+          : "Saved: no department.";
+        tellInterpreter(message.cost_centre
+          ? "Department saved: " + nameOfCostCentre(message.cost_centre) + "."
+          : "Department cleared.");
+      }),
       error: only(onError),
       pong: function () {},
     });
@@ -522,6 +568,7 @@
     el.endOtherCall.disabled = false;
     waitingForServer = false;
     if (message.request_type === "hangup") el.hangup.disabled = false;
+    if (message.request_type === "set_cost_centre") el.departmentSave.disabled = false;
     if (message.request_type === "accept" && offer) {
       el.accept.disabled = false;
       el.decline.disabled = false;
@@ -562,6 +609,17 @@
   el.takeBreak.addEventListener("click", takeBreak);
   el.goOffline.addEventListener("click", goOffline);
   el.endWrapUp.addEventListener("click", endWrapUp);
+  el.departmentSave.addEventListener("click", function () {
+    if (!lastCall || !signalling) return;
+    clearAlert();
+    el.departmentSave.disabled = true;
+    el.departmentSaved.textContent = "Saving…";
+    const code = el.departmentChoice.value || null;
+    if (!signalling.send("set_cost_centre", { call_id: lastCall.callId, cost_centre: code })) {
+      el.departmentSave.disabled = false;
+      el.departmentSaved.textContent = "Not saved: not connected to SignVideo.";
+    }
+  });
   el.accept.addEventListener("click", accept);
   el.decline.addEventListener("click", decline);
   el.hangup.addEventListener("click", hangUp);
