@@ -19,6 +19,7 @@ from signvideo import (
     access,
     admin,
     api,
+    billing,
     csrf,
     finance,
     invoices,
@@ -150,6 +151,7 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
             privacy.purge_forever(app[POOL], app[CONFIG].contact_retention_days),
             name="contact-purge",
         ),
+        asyncio.create_task(billing.rate_forever(app[POOL]), name="rating-catch-up"),
     ]
     yield
     for task in tasks:

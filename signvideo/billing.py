@@ -3,9 +3,11 @@ cards, written once to the append-only ledger."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import datetime as dt
 import decimal
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ import asyncpg
 
 from signvideo import hours
 from signvideo.db import Q
+
+log = logging.getLogger(__name__)
 
 TECHNICAL_END_REASONS = frozenset(
     {"caller_disconnected", "interpreter_disconnected", "media_failed", "server_lost"}
@@ -226,3 +230,30 @@ def line_values(rating: Rating) -> tuple[Any, ...]:
         rating.vat_basis_points,
         rating.zero_rated_reason,
     )
+
+
+RATE_CATCH_UP_SECONDS = 60
+
+
+async def rate_unrated(pool: asyncpg.Pool, limit: int = 1000) -> int:
+    """Rate recently ended calls that have no ledger line (their rating
+    failed when they ended); returns how many were rated."""
+    rated = 0
+    for row in await pool.fetch(Q["unrated_calls"], limit):
+        try:
+            async with pool.acquire() as con, con.transaction():
+                rated += await rate_ended_call(con, row["id"])
+        except Exception:  # one call's failure must not stop the others
+            log.exception("could not rate call %s; it stays unrated", row["id"])
+    if rated:
+        log.warning("rated %d calls whose rating had failed when they ended", rated)
+    return rated
+
+
+async def rate_forever(pool: asyncpg.Pool) -> None:
+    while True:
+        await asyncio.sleep(RATE_CATCH_UP_SECONDS)
+        try:
+            await rate_unrated(pool)
+        except (OSError, asyncpg.PostgresError) as err:
+            log.warning("could not look for unrated calls (%s); will try again", err)

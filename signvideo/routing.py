@@ -531,7 +531,13 @@ async def end_call(
         previous, interpreter_id = call["state"], call["interpreter_id"]
         await con.execute(Q["finish_call"], call_id, reason)
         await event(con, call_id, "ended", actor, interpreter_id, reason=reason, was=previous)
-        await billing.rate_ended_call(con, call_id)
+        try:
+            # In a savepoint: a failure to rate never stops a call ending;
+            # billing.rate_forever tries again.
+            async with con.transaction():
+                await billing.rate_ended_call(con, call_id)
+        except Exception:  # any failure: the end must stand, rating is retried
+            log.exception("could not rate call %s as it ended; will try again", call_id)
         ended = {"type": "ended", "call_id": str(call_id), "reason": reason}
         if interpreter_id is not None and previous == "offered":
             await post(

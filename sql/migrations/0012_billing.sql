@@ -135,6 +135,9 @@ CREATE INDEX ledger_by_month ON ledger (authority_id, billing_month, id);
 CREATE INDEX ledger_by_service ON ledger (authority_id, service_at);
 CREATE INDEX ledger_credits ON ledger (credit_for) WHERE credit_for IS NOT NULL;
 
+-- Ended calls by end, for catching up on any a failure left unrated.
+CREATE INDEX calls_ended ON calls (ended_at) WHERE state = 'ended';
+
 CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
     FOR EACH ROW EXECUTE FUNCTION refuse_change();
 

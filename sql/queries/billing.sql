@@ -93,3 +93,12 @@ WHERE authority_id = $1
 -- The authorities this connection may see, by name (for an authority's
 -- staff, row-level security leaves their own).
 SELECT id, slug, name, time_zone FROM authorities ORDER BY name;
+
+-- name: unrated_calls
+-- Calls ended in the last 35 days with no ledger line: a rating that failed
+-- is tried again (the call's end stands either way).
+SELECT c.id FROM calls c
+WHERE c.state = 'ended' AND c.ended_at > now() - interval '35 days'
+  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.call_id = c.id AND l.kind = 'call')
+ORDER BY c.ended_at
+LIMIT $1;

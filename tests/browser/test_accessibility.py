@@ -100,6 +100,19 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
     await expect(summary).to_be_focused()
     await assert_no_violations(page, "finance page with an error")
 
+    await page.get_by_role("link", name="Service levels").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Demo Borough Council")
+    await expect(
+        page.get_by_role("img", name=re.compile("^Minutes of interpreting"))
+    ).to_be_visible()
+    await assert_no_violations(page, "dashboard")
+    await page.get_by_role("link", name="Service levels in detail").click()
+    await expect(page.get_by_role("table")).to_be_visible()
+    await assert_no_violations(page, "service levels")
+    await page.goto("/reports/service-levels?authority=demo&by=week")
+    await expect(page.get_by_role("alert")).to_contain_text("'by' must be one of")
+    await assert_no_violations(page, "service levels with an error")
+
     await page.goto("/finance")
     await page.get_by_role("link", name="API token").click()
     await assert_no_violations(page, "API tokens")

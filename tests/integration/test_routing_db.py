@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
 
-from signvideo import routing
+from signvideo import billing, routing
 from signvideo.config import Config
 from signvideo.db import create_pool
 from tests.integration.conftest import add_interpreter
@@ -253,3 +254,27 @@ async def test_a_join_stands_when_its_matching_round_fails(
     assert joined.matched == routing.Round(0, [], again=True)
     assert await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id) == "queued"
     assert await routing.match_waiting(pool, RULES) == 1
+
+
+async def test_a_failed_rating_never_stops_a_call_ending_and_is_tried_again(
+    pool: asyncpg.Pool, seeded: None, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    joined = await answered_call(pool)
+
+    def broken(*_args: Any) -> None:
+        raise ZeroDivisionError("a bug in rating")
+
+    monkeypatch.setattr(billing, "rate_call", broken)
+    assert await routing.end_call(pool, joined.call_id, "caller_hung_up", "caller", RULES)
+    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id) == "ended"
+    assert await pool.fetchval("SELECT count(*) FROM ledger") == 0
+    assert "could not rate call" in caplog.text
+    assert await billing.rate_unrated(pool) == 0  # still broken: still unrated, logged
+    monkeypatch.undo()
+    assert await billing.rate_unrated(pool) == 1
+    assert await pool.fetchval(
+        "SELECT net_pence FROM ledger WHERE call_id = $1", joined.call_id
+    ) == (300)
+    assert await billing.rate_unrated(pool) == 0
+    async with pool.acquire() as con, con.transaction():
+        assert await billing.rate_ended_call(con, joined.call_id) is False  # once only
