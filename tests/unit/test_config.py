@@ -77,3 +77,15 @@ def test_only_same_site_paths_are_followed_after_sign_in() -> None:
         "/" + "a" * 600,
     ):
         assert same_site_path(bad) == "/", bad
+
+
+def test_the_export_columns_are_documented_in_order() -> None:
+    from pathlib import Path
+
+    from signvideo.exports import COLUMN_NOTES
+
+    text = (Path(__file__).parents[2] / "docs" / "exports.md").read_text()
+    documented = [
+        line.split("`")[1] for line in text.splitlines() if line.startswith("| ") and "`" in line
+    ]
+    assert documented == list(COLUMN_NOTES)
