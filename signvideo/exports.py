@@ -249,21 +249,15 @@ async def write_json(
     }
     await out((json.dumps(head)[:-1] + ', "lines": [\n').encode())
     count = net = vat = 0
-    parts: list[str] = []
-    async for row in con.cursor(_json_query(), *sel.params(), prefetch=batch):
-        parts.append(row["line"])
-        count += 1
-        net += row["net_pence"]
-        vat += row["vat_pence"]
-        if len(parts) == batch:
-            await out(((",\n" if count > batch else "") + ",\n".join(parts)).encode())
-            parts.clear()
-            if progress is not None:
-                progress(batch)
-    if parts:
-        await out(((",\n" if count > len(parts) else "") + ",\n".join(parts)).encode())
+    cursor = await (await con.prepare(_json_query())).cursor(*sel.params())
+    while rows := await cursor.fetch(batch):
+        lines = ",\n".join(row["line"] for row in rows)
+        await out(((",\n" if count else "") + lines).encode())
+        count += len(rows)
+        net += sum(row["net_pence"] for row in rows)
+        vat += sum(row["vat_pence"] for row in rows)
         if progress is not None:
-            progress(len(parts))
+            progress(len(rows))
     summary = {"lines": count, "net_pence": net, "vat_pence": vat, "gross_pence": net + vat}
     await out(f'\n], "totals": {json.dumps(summary)}}}\n'.encode())
 
