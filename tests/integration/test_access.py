@@ -333,6 +333,29 @@ async def test_the_database_keeps_authorities_apart(pool: asyncpg.Pool, seeded: 
     assert await pool.fetchval("SELECT count(*) FROM calls") == 2
 
 
+async def test_parallel_workers_keep_authorities_apart_too(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """reader_authority() is parallel safe (migration 0013): with every query
+    run by parallel workers, the authority's staff still see only theirs."""
+    await add_authority(pool, "other")
+    await add_calls(pool)
+    demo = await pool.fetchval("SELECT id FROM authorities WHERE slug = 'demo'")
+    async with pool.acquire() as con, con.transaction():
+        await con.execute("SET LOCAL debug_parallel_query = on")
+        await con.execute("SET LOCAL parallel_setup_cost = 0")
+        await con.execute("SET LOCAL parallel_tuple_cost = 0")
+        await authority_scope(con, demo)
+        plan = await con.fetchval("EXPLAIN (FORMAT TEXT) SELECT count(*) FROM ledger")
+        assert "Gather" in plan, plan
+        assert await con.fetchval("SELECT count(*) FROM ledger") == 1
+        rows = await con.fetch(
+            "SELECT l.authority_id, c.authority_id AS call_authority FROM ledger l "
+            "JOIN calls c ON c.id = l.call_id"
+        )
+        assert [tuple(r) for r in rows] == [(demo, demo)]
+
+
 async def test_forms_need_their_token_from_this_site(
     client: TestClient[Any, Any], pool: asyncpg.Pool, sessions: dict[str, str]
 ) -> None:
