@@ -75,12 +75,24 @@ class RateCard:
 
 @dataclass(frozen=True, slots=True)
 class CallTimes:
-    """What rating needs of a call, as its event log has it."""
+    """What rating needs of a call, as its event log has it. ``lost_at``: for
+    a call ended because a connection was lost and not regained in time, when
+    it was lost."""
 
     queued_at: dt.datetime
     answered_at: dt.datetime | None
     ended_at: dt.datetime
     end_reason: str
+    lost_at: dt.datetime | None = None
+
+    @property
+    def service_ended_at(self) -> dt.datetime:
+        """When the call ended for the people in it: a lost connection ends
+        it when it was lost (the wait for it to come back is not charged,
+        nor counted as waiting), never before it was answered or joined."""
+        if self.lost_at is None or self.end_reason not in TECHNICAL_END_REASONS:
+            return self.ended_at
+        return min(max(self.lost_at, self.answered_at or self.queued_at), self.ended_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +171,7 @@ def rate_call(call: CallTimes, cards: Sequence[RateCard], zone: dt.tzinfo, natio
         )  # fmt: skip
     local = call.answered_at.astimezone(zone)
     billing_month = month_of(local.date())
-    billable = whole_seconds(call.answered_at, call.ended_at)
+    billable = whole_seconds(call.answered_at, call.service_ended_at)
     card = card_in_force(cards, local.date())
     if card is None:
         return Rating(
@@ -200,7 +212,11 @@ async def rate_ended_call(con: asyncpg.Connection, call_id: uuid.UUID) -> bool:
         RateCard.from_row(row) for row in await con.fetch(Q["rate_cards_of"], facts["authority_id"])
     ]
     times = CallTimes(
-        facts["queued_at"], facts["answered_at"], facts["ended_at"], facts["end_reason"]
+        facts["queued_at"],
+        facts["answered_at"],
+        facts["ended_at"],
+        facts["end_reason"],
+        facts["lost_at"],
     )
     rating = rate_call(times, cards, hours.zone(facts["time_zone"]), facts["nation"])
     written = await con.fetchval(
@@ -208,7 +224,7 @@ async def rate_ended_call(con: asyncpg.Connection, call_id: uuid.UUID) -> bool:
         facts["authority_id"],
         call_id,
         times.queued_at,
-        times.ended_at,
+        times.service_ended_at,
         *line_values(rating),
     )
     return written is not None

@@ -56,7 +56,8 @@ COLUMN_NOTES: dict[str, str] = {
     "queued_at_local": "The same in the authority's local time, with its offset.",
     "answered_at_utc": "When an interpreter answered, UTC; empty if never answered.",
     "answered_at_local": "The same in local time.",
-    "ended_at_utc": "When the call ended, UTC.",
+    "ended_at_utc": "When the call ended, UTC: for a call lost to a dropped connection, "
+    "when the connection was lost.",
     "ended_at_local": "The same in local time.",
     "queue_wait_seconds": "Seconds from joining to the answer (or to the end, if never "
     "answered). Reported, not charged.",
@@ -82,7 +83,7 @@ COLUMN_NOTES: dict[str, str] = {
 Writer = Callable[[bytes], Awaitable[None]]
 Progress = Callable[[int], None]
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])\Z")
 _EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 _LATEST = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
 _FIRST_MONTH = dt.date(1, 1, 1)
@@ -133,13 +134,28 @@ class Selection:
         return f"signvideo-usage-{self.slug}-{span}.{fmt}"
 
 
+# The years the service deals in; outside them a date is a mistake (and the
+# end of the calendar is too near to add a day to).
+FIRST_YEAR, LAST_YEAR = 2000, 2999
+
+
+def _in_service_years(year: int, text: str, name: str) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise SelectionError(
+            f"The '{name}' {text[:20]!r} is not between the years {FIRST_YEAR} and {LAST_YEAR}.",
+            name,
+        )
+
+
 def parse_month(text: str | None, name: str = "month") -> dt.date:
     if not text:
         raise SelectionError(f"Enter a '{name}', like 2026-11.", name)
     match = _MONTH.match(text)
     if match is None:
-        shown = (text or "")[:20]
-        raise SelectionError(f"The '{name}' {shown!r} is not a month; write it like 2026-11.", name)
+        raise SelectionError(
+            f"The '{name}' {text[:20]!r} is not a month; write it like 2026-11.", name
+        )
+    _in_service_years(int(match[1]), text, name)
     return dt.date(int(match[1]), int(match[2]), 1)
 
 
@@ -147,11 +163,13 @@ def _parse_day(text: str | None, name: str) -> dt.date:
     if not text:
         raise SelectionError(f"Enter a '{name}' date, like 2026-11-01.", name)
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise SelectionError(
             f"The '{name}' date {text[:40]!r} is not a date; write it like 2026-11-01.", name
         ) from None
+    _in_service_years(day.year, text, name)
+    return day
 
 
 def parse_range(query: Mapping[str, str]) -> tuple[dt.date | None, dt.date | None, dt.date | None]:
@@ -305,10 +323,13 @@ async def write_xlsx(
     constant memory (off the event loop, a batch at a time), then streamed."""
     await check_size(con, sel, "xlsx")
     await _local_time(con, sel)
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    try:
-        book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False})
+    # Everything xlsxwriter writes, its row files too, goes in one folder that
+    # is removed however the export ends.
+    with tempfile.TemporaryDirectory(prefix="signvideo-xlsx-") as folder:
+        path = os.path.join(folder, "usage.xlsx")
+        book = xlsxwriter.Workbook(
+            path, {"constant_memory": True, "strings_to_numbers": False, "tmpdir": folder}
+        )
         sheet = book.add_worksheet("Usage")
         bold = book.add_format({"bold": True})
         statement = await con.prepare(Q["usage_lines"])
@@ -343,14 +364,6 @@ async def write_xlsx(
         with open(path, "rb") as f:
             while chunk := f.read(256 * 1024):
                 await out(chunk)
-    finally:
-        os.unlink(path)
-
-
-async def usage_columns(con: asyncpg.Connection) -> list[str]:
-    """The export's column names, in order, as the query names them."""
-    statement = await con.prepare(Q["usage_lines"])
-    return [attribute.name for attribute in statement.get_attributes()]
 
 
 WRITERS = {"csv": write_csv, "xlsx": write_xlsx, "json": write_json}

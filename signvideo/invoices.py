@@ -42,6 +42,10 @@ def local_month(time_zone: str, now: dt.datetime | None = None) -> dt.date:
     return moment.date().replace(day=1)
 
 
+def next_month(month: dt.date) -> dt.date:
+    return (month + dt.timedelta(days=32)).replace(day=1)
+
+
 def describe(row: Mapping[str, Any]) -> str:
     """An invoice line's words."""
     if row["kind"] == "standing_charge":
@@ -105,9 +109,15 @@ async def issue(
             )
         if await con.fetchrow(Q["invoice_of_month"], authority_id, month) is not None:
             raise InvoiceError(f"{month:%B %Y} has been invoiced already.")
-        earlier = await con.fetchval(Q["earliest_open_month"], authority_id, month)
-        if earlier is not None:
-            raise InvoiceError(f"Issue the invoice for {earlier:%B %Y} first.")
+        due = await con.fetchval(Q["next_month_to_issue"], authority_id)
+        if due is None:
+            raise InvoiceError("This authority has nothing to invoice yet.")
+        if month < due:
+            raise InvoiceError(
+                f"Nothing was charged in {month:%B %Y}: invoices start with {due:%B %Y}."
+            )
+        if month > due:
+            raise InvoiceError(f"Issue the invoice for {due:%B %Y} first.")
         card = await con.fetchrow(Q["card_on"], authority_id, month)
         if card is not None and card["monthly_standing_charge_pence"] > 0:
             start = dt.datetime.combine(month, dt.time(), hours.zone(authority["time_zone"]))
@@ -176,8 +186,14 @@ async def credit(
             month, call_id = line["billing_month"], line["call_id"]
             vat_basis_points = line["vat_basis_points"]
         if vat_basis_points is None:
-            card = await con.fetchrow(Q["card_on"], authority_id, dt.date.today())
-            vat_basis_points = 2000 if card is None else card["vat_basis_points"]
+            today = dt.datetime.now(hours.zone(authority["time_zone"])).date()
+            card = await con.fetchrow(Q["card_on"], authority_id, today)
+            if card is None:
+                raise InvoiceError(
+                    "This authority has no rate card in force to take the VAT rate from; "
+                    "credit a line instead, or add a rate card."
+                )
+            vat_basis_points = card["vat_basis_points"]
         row: asyncpg.Record = await con.fetchrow(
             Q["insert_credit"],
             authority_id,
@@ -253,9 +269,17 @@ def _month(request: web.Request) -> dt.date:
 async def invoices_page(request: web.Request) -> web.Response:
     user = await access.require_page(request, access.FINANCE)
     authority = await _authority(request, user, request.match_info["slug"])
+    this_month = local_month(authority["time_zone"])
     async with access.reading_for(request, authority["id"]) as con:
         issued = await con.fetch(Q["invoices_listed"], authority["id"])
-        open_months = await con.fetch(Q["open_months"], authority["id"])
+        due = await con.fetchval(Q["next_month_to_issue"], authority["id"])
+        totals = {row["month"]: row for row in await con.fetch(Q["open_months"], authority["id"])}
+    # Every month not yet invoiced, even a quiet one (its standing charge is due).
+    months = set(totals)
+    while due is not None and due <= this_month:
+        months.add(due)
+        due = next_month(due)
+    open_months = [(month, totals.get(month)) for month in sorted(months, reverse=True)]
     return await render(
         request,
         "invoices.html",
@@ -263,7 +287,8 @@ async def invoices_page(request: web.Request) -> web.Response:
             "authority": authority,
             "issued": issued,
             "open_months": open_months,
-            "this_month": local_month(authority["time_zone"]),
+            "this_month": this_month,
+            "zone": hours.zone(authority["time_zone"]),
             "can_issue": user.role in access.ADMIN,
             "message": request.query.get("message", "")[:200] or None,
         },
@@ -295,6 +320,7 @@ async def invoice_page(
             else f"{authority['slug'].upper()}-{invoice['number']:04d}",
             "can_issue": user.role in access.ADMIN,
             "ended": month < local_month(authority["time_zone"]),
+            "zone": hours.zone(authority["time_zone"]),
             "credit_form": credit_form or forms.Form(CREDIT_FIELDS),
         },
         status=status,

@@ -39,7 +39,7 @@ _SLUG = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 63},
 }
 _DATE = {"type": "string", "format": "date"}
-_MONTH = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}
+_MONTH = {"type": "string", "pattern": "^2[0-9]{3}-(0[1-9]|1[0-2])$"}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 
 DOCUMENT: dict[str, Any] = {

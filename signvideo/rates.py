@@ -62,7 +62,7 @@ RATE_CARD_FIELDS = (
         "vat_percent",
         "VAT rate, per cent",
         hint="Like 20, or 0 if the authority is not charged VAT.",
-        pattern=r"(100|\d{1,2})(\.\d{1,2})?",
+        pattern=r"100(\.0{1,2})?|\d{1,2}(\.\d{1,2})?",
         pattern_words="must be a per cent from 0 to 100, like 20 or 17.5",
         width="input--short",
     ),
@@ -229,6 +229,13 @@ async def rate_card_add(request: web.Request) -> web.Response:
             f"In force from must be today ({today.isoformat()}) or later: calls before it "
             "have been charged already."
         )
+    if first == today and "effective_from" not in form.errors:
+        midnight = dt.datetime.combine(today, dt.time(), zone(row["time_zone"]))
+        if await request.app[POOL].fetchval(Q["admin_answered_since"], row["id"], midnight):
+            form.errors["effective_from"] = (
+                "Calls have been answered today under the card in force, so a new card can "
+                "start tomorrow at the earliest: every call of a day is priced alike."
+            )
     if not form.ok:
         return await _page(request, row, card_form=form, status=400)
     async with request.app[POOL].acquire() as con, con.transaction():

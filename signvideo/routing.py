@@ -530,7 +530,17 @@ async def end_call(
             )
         previous, interpreter_id = call["state"], call["interpreter_id"]
         await con.execute(Q["finish_call"], call_id, reason)
-        await event(con, call_id, "ended", actor, interpreter_id, reason=reason, was=previous)
+        lost_at = await _connection_lost_at(con, call, reason)
+        await event(
+            con,
+            call_id,
+            "ended",
+            actor,
+            interpreter_id,
+            reason=reason,
+            was=previous,
+            lost_at=None if lost_at is None else lost_at.isoformat(),
+        )
         try:
             # In a savepoint: a failure to rate never stops a call ending;
             # billing.rate_forever tries again.
@@ -559,6 +569,20 @@ async def end_call(
             await post(con, caller_key(call_id), ended)
         await con.execute(Q["notify_queue_changed"])
     return True
+
+
+async def _connection_lost_at(
+    con: asyncpg.Connection, call: asyncpg.Record, reason: str
+) -> dt.datetime | None:
+    """For a call ended because a side's connection was lost and did not come
+    back in time: when it was lost. The wait for it to come back is neither
+    charged nor counted as waiting."""
+    lost: dt.datetime | None = None
+    if reason == "caller_disconnected":
+        lost = call["caller_gone_at"]
+    elif reason == "interpreter_disconnected" and call["interpreter_id"] is not None:
+        lost = await con.fetchval(Q["console_gone_at"], call["interpreter_id"])
+    return lost
 
 
 async def relay_from_caller(

@@ -11,8 +11,9 @@ Terms (contact-centre practice; docs/reports.md says the same):
 - service level: answered in the window / (offered - short abandons);
   abandons count against it;
 - abandonment rate: abandoned (not short) / (offered - short abandons);
-- average speed of answer: mean wait of answered calls; longest, 95th and
-  99th percentile waits are over every call but short abandons.
+- average speed of answer: mean wait of answered calls; the longest wait is
+  over every call, the 95th and 99th percentile waits over every call but
+  short abandons.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from signvideo.views import render
 # Times of reports across authorities are each call's own local time; their
 # ranges are days in this zone.
 OVERALL_TIME_ZONE = "Europe/London"
-GROUPINGS = {"interval": 7, "day": 366, "month": 3 * 366}
+# The longest range, in days, for each grouping.
+GROUPINGS = {"interval": 7, "day": 366, "month": 366}
 GROUPING_WORDS = {"interval": "15 minutes", "day": "day", "month": "month"}
 
 
@@ -297,7 +299,12 @@ async def dashboard_page(request: web.Request) -> web.Response:
     except (exports.SelectionError, ReportError) as err:
         status = err.status if isinstance(err, ReportError) else 400
         raise _http_error(ReportError(str(err), "month", status)) from None
-    assert wanted.authority is not None
+    if wanted.authority is None:
+        raise web.HTTPBadRequest(
+            text="The dashboard shows one authority at a time: choose one."
+            if authorities
+            else "There are no authorities set up yet, so there is nothing to show."
+        )
     authority = wanted.authority
     last_day = (month + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
     start, end = local_range(month, last_day, authority["time_zone"])

@@ -482,7 +482,9 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         code = data.get("cost_centre")
         if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 32):
             raise InvalidField('"cost_centre" must be a department code from the list, or null.')
-        saved = await pool.fetchrow(Q["set_cost_centre_by_interpreter"], call_id, user.id, code)
+        async with pool.acquire() as con, con.transaction():
+            await con.execute(Q["authority_of_call_for_share"], call_id)
+            saved = await con.fetchrow(Q["set_cost_centre_by_interpreter"], call_id, user.id, code)
         if saved is None:
             raise OutOfTurn(
                 "You can set the department of your own call, during it or within 15 minutes "

@@ -134,6 +134,8 @@ CREATE UNIQUE INDEX ledger_one_standing_charge ON ledger (authority_id, billing_
 CREATE INDEX ledger_by_month ON ledger (authority_id, billing_month, id);
 CREATE INDEX ledger_by_service ON ledger (authority_id, service_at);
 CREATE INDEX ledger_credits ON ledger (credit_for) WHERE credit_for IS NOT NULL;
+-- Service-level reports read calls' lines by when they joined the queue.
+CREATE INDEX ledger_calls_by_queue ON ledger (queued_at, authority_id) WHERE kind = 'call';
 
 -- Ended calls by end, for catching up on any a failure left unrated.
 CREATE INDEX calls_ended ON calls (ended_at) WHERE state = 'ended';
@@ -156,9 +158,11 @@ BEGIN
     END LOOP;
     NEW.vat_pence := round(NEW.net_pence::numeric * NEW.vat_basis_points / 10000);
     IF NEW.credit_for IS NOT NULL THEN
+        -- FOR UPDATE: two credits for one line at once take turns, and the
+        -- second sees the first's amount below.
         SELECT net_pence INTO charged FROM ledger
         WHERE id = NEW.credit_for AND authority_id = NEW.authority_id AND kind <> 'credit'
-        FOR SHARE;
+        FOR UPDATE;
         IF charged IS NULL THEN
             RAISE EXCEPTION 'a credit must be for a charge of the same authority'
                 USING ERRCODE = 'foreign_key_violation';
@@ -191,6 +195,16 @@ FROM charges ch
 JOIN calls c ON c.id = ch.call_id
 JOIN authorities a ON a.id = ch.authority_id
 JOIN rate_cards rc ON rc.authority_id = ch.authority_id AND rc.effective_from = '2000-01-01';
+-- Calls that ended unanswered before: their zero lines, so that every ended
+-- call has one and service-level reports count them.
+INSERT INTO ledger (authority_id, kind, call_id, billing_month, service_at, queued_at, ended_at,
+                    net_pence, vat_basis_points, zero_rated_reason, created_at)
+SELECT c.authority_id, 'call', c.id,
+       date_trunc('month', c.queued_at AT TIME ZONE a.time_zone)::date,
+       c.queued_at, c.queued_at, c.ended_at, 0, 0, 'not_answered', c.ended_at
+FROM calls c
+JOIN authorities a ON a.id = c.authority_id
+WHERE c.state = 'ended' AND c.answered_at IS NULL;
 DROP TABLE charges;
 
 -- An authority's staff read their own, as with calls (migration 0006).

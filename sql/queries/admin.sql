@@ -170,3 +170,6 @@ RETURNING code;
 -- name: admin_cost_centre_toggle
 UPDATE cost_centres SET active = NOT active WHERE authority_id = $1 AND code = $2
 RETURNING active;
+
+-- name: admin_answered_since
+SELECT EXISTS (SELECT 1 FROM calls WHERE authority_id = $1 AND answered_at >= $2);

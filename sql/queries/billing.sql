@@ -1,12 +1,15 @@
 -- name: call_for_rating
 -- An ended call's times as its event log has them: joined, first answered
--- (a handover keeps the charge running), ended, and why.
+-- (a handover keeps the charge running), ended, why, and for a call ended by
+-- a lost connection, when it was lost.
 SELECT c.authority_id, a.time_zone, a.nation,
        min(e.at) FILTER (WHERE e.kind = 'queued') AS queued_at,
        min(e.at) FILTER (WHERE e.kind = 'answered') AS answered_at,
        max(e.at) FILTER (WHERE e.kind = 'ended') AS ended_at,
        (array_agg(e.detail ->> 'reason' ORDER BY e.id DESC)
-            FILTER (WHERE e.kind = 'ended'))[1] AS end_reason
+            FILTER (WHERE e.kind = 'ended'))[1] AS end_reason,
+       ((array_agg(e.detail ->> 'lost_at' ORDER BY e.id DESC)
+            FILTER (WHERE e.kind = 'ended'))[1])::timestamptz AS lost_at
 FROM calls c
 JOIN authorities a ON a.id = c.authority_id
 JOIN call_events e ON e.call_id = c.id
@@ -100,5 +103,5 @@ SELECT id, slug, name, time_zone FROM authorities ORDER BY name;
 SELECT c.id FROM calls c
 WHERE c.state = 'ended' AND c.ended_at > now() - interval '35 days'
   AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.call_id = c.id AND l.kind = 'call')
-ORDER BY c.ended_at
+ORDER BY c.ended_at DESC
 LIMIT $1;

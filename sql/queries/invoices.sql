@@ -30,12 +30,15 @@ GROUP BY zero_rated_reason ORDER BY zero_rated_reason;
 -- (and then move on to the next open month: ledger_line_checks).
 SELECT id, slug, name, time_zone FROM authorities WHERE id = $1 FOR UPDATE;
 
--- name: earliest_open_month
--- The first month before $2 with lines but no invoice.
-SELECT min(l.billing_month) FROM ledger l
-WHERE l.authority_id = $1 AND l.billing_month < $2
-  AND NOT EXISTS (SELECT 1 FROM invoices i
-                  WHERE i.authority_id = l.authority_id AND i.month = l.billing_month);
+-- name: next_month_to_issue
+-- Invoices go month by month with no gaps: after the last one issued, or
+-- from the first month with a ledger line or a standing charge.
+SELECT coalesce(
+    (SELECT (max(month) + interval '1 month')::date FROM invoices WHERE authority_id = $1),
+    (SELECT least(
+        (SELECT min(billing_month) FROM ledger WHERE authority_id = $1),
+        (SELECT date_trunc('month', min(effective_from))::date FROM rate_cards
+         WHERE authority_id = $1 AND monthly_standing_charge_pence > 0))));
 
 -- name: invoice_of_month
 SELECT * FROM invoices WHERE authority_id = $1 AND month = $2;

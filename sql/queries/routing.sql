@@ -212,6 +212,8 @@ UPDATE calls SET cost_centre = $2 WHERE id = $1;
 -- name: set_cost_centre_by_interpreter
 -- The interpreter of a call sets (or clears) its cost centre, during the
 -- call or within 15 minutes of its end, while its month is not invoiced.
+-- The authority's row is share-locked first (in the same transaction), so
+-- this and the month's invoice take turns.
 UPDATE calls c SET cost_centre = $3
 WHERE c.id = $1 AND c.interpreter_id = $2
   AND (c.state = 'answered' OR (c.state = 'ended' AND c.ended_at > now() - interval '15 minutes'))
@@ -226,3 +228,10 @@ RETURNING c.cost_centre;
 
 -- name: cost_centres_for_callers
 SELECT code, name FROM cost_centres WHERE authority_id = $1 AND active ORDER BY name;
+
+-- name: console_gone_at
+SELECT console_gone_at FROM interpreter_status WHERE user_id = $1;
+
+-- name: authority_of_call_for_share
+SELECT a.id FROM authorities a JOIN calls c ON c.authority_id = a.id
+WHERE c.id = $1 FOR SHARE OF a;

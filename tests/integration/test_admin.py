@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -171,6 +172,11 @@ async def test_rate_cards_are_added_never_edited_and_removed_only_unused(
     assert list(card["in_hours_days"]) == [1, 2, 3, 4, 5, 6]
     assert (card["in_hours_start"], card["in_hours_end"]) == (dt.time(8), dt.time(20))
     assert card["monthly_standing_charge_pence"] == 5000
+    for vat in ("100.5", "101", "-1"):
+        refused = await post(
+            client, "/admin/authorities/demo/rate-cards", {**CARD, "vat_percent": vat}
+        )
+        assert refused.status == 400 and "must be a per cent" in await refused.text(), vat
     twice = await post(client, "/admin/authorities/demo/rate-cards", CARD)
     assert twice.status == 400 and "already a rate card from 2099-01-01" in await twice.text()
     with pytest.raises(asyncpg.RestrictViolationError):
@@ -182,6 +188,14 @@ async def test_rate_cards_are_added_never_edited_and_removed_only_unused(
     used = await pool.fetchval("SELECT id FROM rate_cards WHERE effective_from = '2000-01-01'")
     kept = await post(client, f"/admin/authorities/demo/rate-cards/{used}/remove", {})
     assert kept.status == 409 and "stays" in await kept.text()
+    # A card from today, once today's calls have been priced by another, is refused.
+    await pool.execute("UPDATE calls SET answered_at = now()")
+    today = await post(
+        client,
+        "/admin/authorities/demo/rate-cards",
+        {**CARD, "effective_from": dt.datetime.now(ZoneInfo("Europe/London")).date().isoformat()},
+    )
+    assert today.status == 400 and "start tomorrow at the earliest" in await today.text()
     gone = await post(client, f"/admin/authorities/demo/rate-cards/{card['id']}/remove", {})
     assert gone.status == 303
     assert await pool.fetchval("SELECT count(*) FROM rate_cards") == 1

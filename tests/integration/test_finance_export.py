@@ -195,6 +195,9 @@ async def test_free_text_stays_on_one_line_and_is_never_a_formula(
         ("authority=demo&period=dates&to=2026-11-01", 400, "Enter a"),
         ("authority=demo&period=dates&from=2020-01-01&to=2026-11-01", 400, "at most 366 days"),
         ("authority=demo&period=month&month=2026-13", 400, "is not a month"),
+        ("authority=demo&period=month&month=0000-01", 400, "between the years 2000 and 2999"),
+        ("authority=demo&period=dates&from=9999-12-31&to=9999-12-31", 400, "between the years"),
+        ("authority=demo&period=dates&from=0001-01-01&to=0001-01-02", 400, "between the years"),
         ("authority=demo&period=month&month=", 400, "month&#39;, like 2026-11"),
         ("authority=demo&period=month&month=2026-11&format=pdf", 400, "must be one of"),
         ("period=month&month=2026-11", 400, "Choose an authority"),
@@ -214,6 +217,8 @@ async def test_bad_export_requests_say_what_is_wrong(
     [
         ("month=2026-11&from=2026-11-01&to=2026-11-02", 400, "not both"),
         ("month=26-11", 400, "is not a month"),
+        ("month=0000-01&format=xlsx", 400, "between the years"),
+        ("from=2026-01-01&to=9999-12-31", 400, "between the years"),
         ("from=2026-11-01", 400, "Enter a 'to' date"),
         ("month=2026-11&format=xml", 400, "must be one of: csv, xlsx, json"),
     ],

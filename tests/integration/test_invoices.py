@@ -213,3 +213,59 @@ async def test_credit_form_names_its_mistakes(
     assert done.status == 303 and done.headers["Location"] == "/finance/invoices/demo/2026-11"
     page = await (await client.get("/finance/invoices/demo/2026-11")).text()
     assert "Draft for November 2026" in page and "Credit for line" in page
+
+
+async def test_a_quiet_month_is_invoiced_for_its_standing_charge_in_turn(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """From August a 2,000p standing charge; calls only in October: August and
+    September are still invoiced, in order, before October."""
+    admin = await admin_user(pool)
+    await pool.execute(
+        """INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                   out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
+                                   billing_increment_seconds, monthly_standing_charge_pence)
+           VALUES (1, '2026-08-01', 150, 150, 150, 60, 2000)"""
+    )
+    await ended_call(pool, "demo", at("2026-10-05 10:00:00"), at("2026-10-05 10:00:10"),
+                     at("2026-10-05 10:01:10"))  # fmt: skip
+    with pytest.raises(invoices.InvoiceError, match="Issue the invoice for August 2026 first"):
+        await invoices.issue(pool, 1, dt.date(2026, 10, 1), admin)
+    with pytest.raises(invoices.InvoiceError, match="invoices start with August 2026"):
+        await invoices.issue(pool, 1, dt.date(2026, 7, 1), admin)
+    august = await invoices.issue(pool, 1, dt.date(2026, 8, 1), admin)
+    assert (august["number"], august["net_pence"], august["vat_pence"]) == (1, 2000, 400)
+    september = await invoices.issue(pool, 1, dt.date(2026, 9, 1), admin)
+    october = await invoices.issue(pool, 1, dt.date(2026, 10, 1), admin)
+    assert (september["number"], october["number"]) == (2, 3)
+    assert october["net_pence"] == 2000 + 150
+
+
+async def test_two_credits_at_once_never_take_back_more_than_the_charge(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """The database's own check, without the service's lock: the second of
+    two concurrent credits waits for the first and then sees it."""
+    made = await november(pool)
+    admin = await admin_user(pool)
+    insert = """INSERT INTO ledger (authority_id, kind, billing_month, service_at, net_pence,
+                                    vat_basis_points, credit_for, reason, author_id)
+                VALUES (1, 'credit', '2026-11-01', now(), -500, 2000, $1, 'x', $2)"""
+    other = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with other.acquire() as con:
+            transaction = con.transaction()
+            await transaction.start()
+            await con.execute(insert, made["line"], admin.id)
+            second = asyncio.create_task(pool.execute(insert, made["line"], admin.id))
+            await asyncio.sleep(0.3)
+            assert not second.done()
+            await transaction.commit()
+        with pytest.raises(asyncpg.CheckViolationError, match="would exceed"):
+            await second
+    finally:
+        await other.close()
+    assert (
+        await pool.fetchval("SELECT sum(net_pence) FROM ledger WHERE credit_for = $1", made["line"])
+        == -500
+    )

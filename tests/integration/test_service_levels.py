@@ -147,3 +147,14 @@ async def test_the_pages_show_the_figures(
     assert "Demo Borough Council: November 2026" in text
     assert "promised: 90%" in text and "50%" in text
     assert "Day 2: 50%" in text  # the service-level bar for the constructed day
+    for query, says in (
+        ("authority=all", "one authority at a time"),
+        ("month=0000-01", "between the years"),
+        ("month=9999-12", "between the years"),
+    ):
+        client.session.cookie_jar.clear()
+        admin = await sign_in(client, "admin@demo.example", "admin-demo")
+        refused = await client.get(
+            f"/reports/dashboard?{query}", headers={"Cookie": f"signvideo_session={admin}"}
+        )
+        assert refused.status == 400 and says in await refused.text(), query

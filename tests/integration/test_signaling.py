@@ -198,6 +198,11 @@ async def test_leaving_and_disconnecting_end_the_call_unbilled(
     # Never answered: rated once, at nothing.
     line = await pool.fetchrow("SELECT * FROM ledger WHERE call_id = $1::uuid", vanished["call_id"])
     assert (line["net_pence"], line["zero_rated_reason"]) == (0, "not_answered")
+    # Its wait ended when the connection was lost, not when the grace ran out.
+    lost = await pool.fetchval(
+        "SELECT caller_gone_at FROM calls WHERE id = $1::uuid", vanished["call_id"]
+    )
+    assert line["ended_at"] == max(lost, line["queued_at"])
 
 
 async def test_interpreter_hangs_up_and_console_loss_ends_call(

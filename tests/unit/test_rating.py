@@ -52,10 +52,18 @@ def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def answered(start: str, end: str, reason: str = "caller_hung_up") -> CallTimes:
+def answered(
+    start: str, end: str, reason: str = "caller_hung_up", lost: str | None = None
+) -> CallTimes:
     """A call answered at `start` and ended at `end` (both UTC), queued a
-    minute before it was answered."""
-    return CallTimes(utc(start) - dt.timedelta(minutes=1), utc(start), utc(end), reason)
+    minute before it was answered; `lost`: when its connection was lost."""
+    return CallTimes(
+        utc(start) - dt.timedelta(minutes=1),
+        utc(start),
+        utc(end),
+        reason,
+        None if lost is None else utc(lost),
+    )
 
 
 class Golden(NamedTuple):
@@ -169,6 +177,25 @@ CASES = [
                                                         "2026-11-30 10:00:11",
                                                         "caller_disconnected"),
       (STANDARD,), ENG, "in_hours", 150, 11, 60, 150, None, "2026-11"),
+    # A lost connection ends the call when it was lost: the 60 s wait for the
+    # caller to come back is not charged.
+    G("caller lost after 3 s, ended 60 s later", answered("2026-11-30 10:00:00",
+                                                          "2026-11-30 10:01:03",
+                                                          "caller_disconnected",
+                                                          "2026-11-30 10:00:03"),
+      (STANDARD,), ENG, "in_hours", 150, 3, 0, 0, "technical_failure", "2026-11"),
+    G("interpreter lost after 130 s, ended 15 s later",
+      answered("2026-11-30 10:00:00", "2026-11-30 10:02:25", "interpreter_disconnected",
+               "2026-11-30 10:02:10"),
+      (STANDARD,), ENG, "in_hours", 150, 130, 180, 450, None, "2026-11"),
+    G("lost before the answer: nothing billable",
+      answered("2026-11-30 10:00:00", "2026-11-30 10:01:00", "caller_disconnected",
+               "2026-11-30 09:59:50"),
+      (STANDARD,), ENG, "in_hours", 150, 0, 0, 0, "technical_failure", "2026-11"),
+    G("a hang-up is charged to the end even after a drop and return",
+      answered("2026-11-30 10:00:00", "2026-11-30 10:01:30", "caller_hung_up",
+               "2026-11-30 10:00:10"),
+      (STANDARD,), ENG, "in_hours", 150, 90, 120, 300, None, "2026-11"),
     G("hanging up after 5 s is charged", answered("2026-11-30 10:00:00", "2026-11-30 10:00:05"),
       (STANDARD,), ENG, "in_hours", 150, 5, 60, 150, None, "2026-11"),
 ]  # fmt: skip
