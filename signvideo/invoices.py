@@ -303,6 +303,7 @@ async def invoice_page(
     month = _month(request)
     async with access.reading_for(request, authority["id"]) as con:
         invoice = await con.fetchrow(Q["invoice_of_month"], authority["id"], month)
+        due = await con.fetchval(Q["next_month_to_issue"], authority["id"])
         content = (
             json.loads(invoice["lines"]) if invoice and isinstance(invoice["lines"], str)
             else invoice["lines"] if invoice else await lines_of(con, authority["id"], month)
@@ -320,6 +321,7 @@ async def invoice_page(
             else f"{authority['slug'].upper()}-{invoice['number']:04d}",
             "can_issue": user.role in access.ADMIN,
             "ended": month < local_month(authority["time_zone"]),
+            "due": due,
             "zone": hours.zone(authority["time_zone"]),
             "credit_form": credit_form or forms.Form(CREDIT_FIELDS),
         },

@@ -12,6 +12,7 @@ from .helpers import (
     ADMIN,
     FINANCE,
     NewContext,
+    Server,
     assert_big_enough,
     assert_no_violations,
     become_available,
@@ -123,7 +124,15 @@ async def test_public_and_sign_in_pages(new_context: NewContext) -> None:
     await assert_no_violations(page, "API tokens with a new one shown")
 
 
-async def test_administration_pages(new_context: NewContext) -> None:
+async def test_administration_pages(server: Server, new_context: NewContext) -> None:
+    # A standing charge from January 2026, so that January is the month due.
+    await server.execute(
+        """INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                   out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
+                                   billing_increment_seconds, monthly_standing_charge_pence)
+           SELECT id, '2026-01-01', 150, 150, 150, 60, 1000 FROM authorities
+           WHERE slug = 'demo'"""
+    )
     page = await (await new_context()).new_page()
     await sign_in(page, *ADMIN)
     # Signing in lands an operator administrator on the administration page.
@@ -164,6 +173,8 @@ async def test_administration_pages(new_context: NewContext) -> None:
 
     await page.goto("/finance/invoices/demo")
     await assert_no_violations(page, "invoices")
+    await page.goto("/finance/invoices/demo/2026-02")
+    await expect(page.get_by_role("link", name="January 2026")).to_be_visible()
     await page.goto("/finance/invoices/demo/2026-01")
     await expect(page.get_by_role("button", name="Issue invoice for January 2026")).to_be_visible()
     await page.get_by_role("button", name="Give the credit").click()
