@@ -54,6 +54,30 @@ def _database_url(text: str) -> str:
     return text
 
 
+# Settings whose values never appear in messages.
+SECRET_SETTINGS = frozenset({"turn_secret"})
+
+
+def _turn_urls(text: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in text.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise ValueError(f"{url!r} is not a turn: or turns: URL")
+    return urls
+
+
+def _secret(text: str) -> str:
+    if len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text
+
+
+def _transport_policy(text: str) -> str:
+    if text not in ("all", "relay"):
+        raise ValueError("must be all or relay")
+    return text
+
+
 def _ice_servers(text: str) -> list[dict[str, Any]]:
     """Either a JSON list of RTCIceServer objects or comma-separated stun:/turn: URLs."""
     text = text.strip()
@@ -177,6 +201,35 @@ SETTINGS: tuple[Setting, ...] = (
         "STUN/TURN servers for WebRTC: comma-separated URLs or a JSON list of RTCIceServer",
     ),
     Setting(
+        "turn_urls",
+        "SIGNVIDEO_TURN_URLS",
+        "",
+        _turn_urls,
+        "TURN server URLs (comma-separated turn:/turns:) whose credentials are issued per "
+        "call from SIGNVIDEO_TURN_SECRET (coturn's use-auth-secret)",
+    ),
+    Setting(
+        "turn_secret",
+        "SIGNVIDEO_TURN_SECRET",
+        None,
+        _secret,
+        "the secret shared with the TURN server (coturn's static-auth-secret)",
+    ),
+    Setting(
+        "turn_ttl",
+        "SIGNVIDEO_TURN_TTL",
+        "43200",
+        _positive_seconds,
+        "seconds a call's TURN credentials stay valid",
+    ),
+    Setting(
+        "ice_transport_policy",
+        "SIGNVIDEO_ICE_TRANSPORT_POLICY",
+        "all",
+        _transport_policy,
+        "all, or relay to send every call's media through TURN",
+    ),
+    Setting(
         "mailbox_poll_interval",
         "SIGNVIDEO_MAILBOX_POLL",
         "2",
@@ -230,6 +283,10 @@ class Config:
     console_lease: float = 15.0
     caller_grace: float = 60.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: float = 43200.0
+    ice_transport_policy: str = "all"
     mailbox_poll_interval: float = 2.0
     trusted_proxies: frozenset[str] = frozenset()
     joins_per_address: int = 10
@@ -258,5 +315,11 @@ class Config:
             try:
                 values[setting.name] = setting.parse(raw)
             except (ValueError, json.JSONDecodeError) as err:
-                raise ConfigError(f"{source}={raw!r}: {err}") from err
+                shown = "(hidden)" if setting.name in SECRET_SETTINGS else repr(raw)
+                raise ConfigError(f"{source}={shown}: {err}") from err
+        if values.get("turn_urls") and not values.get("turn_secret"):
+            raise ConfigError(
+                "SIGNVIDEO_TURN_URLS needs SIGNVIDEO_TURN_SECRET, the secret shared with the "
+                "TURN server"
+            )
         return cls(**values)

@@ -388,6 +388,7 @@ async def accept(
     display_name: str,
     call_id: uuid.UUID,
     ice_servers: list[dict[str, Any]],
+    ice_transport_policy: str = "all",
 ) -> None:
     async with pool.acquire() as con, con.transaction():
         answered = await con.fetchval(Q["answer_call"], call_id, user_id)
@@ -405,12 +406,24 @@ async def accept(
         await post(
             con,
             caller_key(call_id),
-            connected_message(call_id, "caller", ice_servers, {"display_name": display_name}),
+            connected_message(
+                call_id,
+                "caller",
+                ice_servers,
+                {"display_name": display_name},
+                ice_transport_policy=ice_transport_policy,
+            ),
         )
         await post(
             con,
             interpreter_key(user_id),
-            connected_message(call_id, "interpreter", ice_servers, interpreter_peer(authority)),
+            connected_message(
+                call_id,
+                "interpreter",
+                ice_servers,
+                interpreter_peer(authority),
+                ice_transport_policy=ice_transport_policy,
+            ),
         )
         await con.execute(Q["notify_queue_changed"])
 
@@ -433,12 +446,14 @@ def connected_message(
     ice_servers: list[dict[str, Any]],
     peer: dict[str, Any],
     resumed: bool = False,
+    ice_transport_policy: str = "all",
 ) -> dict[str, Any]:
     return {
         "type": "connected",
         "call_id": str(call_id),
         "role": role,
         "ice_servers": ice_servers,
+        "ice_transport_policy": ice_transport_policy,
         "peer": peer,
         "resumed": resumed,
     }

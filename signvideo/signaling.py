@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, csrf, limits, presence, privacy, routing
+from signvideo import admission, csrf, limits, presence, privacy, routing, turn
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -331,13 +331,14 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 routing.connected_message(
                     call_id,
                     "caller",
-                    config.ice_servers,
+                    turn.ice_servers_for_call(config, call_id),
                     {
                         "display_name": await pool.fetchval(
                             Q["display_name"], resumed.interpreter_id
                         )
                     },
                     resumed=True,
+                    ice_transport_policy=config.ice_transport_policy,
                 )
             )
         else:
@@ -447,8 +448,14 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         matcher.kick()
 
     async def on_accept(data: dict[str, Any]) -> None:
+        call_id = call_id_field(data)
         await routing.accept(
-            pool, user.id, user.display_name, call_id_field(data), config.ice_servers
+            pool,
+            user.id,
+            user.display_name,
+            call_id,
+            turn.ice_servers_for_call(config, call_id),
+            config.ice_transport_policy,
         )
 
     async def on_decline(data: dict[str, Any]) -> None:
@@ -540,9 +547,10 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
             routing.connected_message(
                 status["call_id"],
                 "interpreter",
-                config.ice_servers,
+                turn.ice_servers_for_call(config, status["call_id"]),
                 routing.interpreter_peer(call),
                 resumed=True,
+                ice_transport_policy=config.ice_transport_policy,
             )
         )
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.integration.conftest import Peer
 
@@ -55,11 +63,34 @@ class Media:
         await self.interpreter_pc.close()
 
 
-async def negotiate(console: Peer, caller: Peer, call_id: str) -> Media:
+def configuration(connected: dict[str, Any]) -> RTCConfiguration:
+    """The peer connection a `connected` message asks for: its ICE servers
+    (with the call's TURN credentials) and transport policy."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(
+                urls=server["urls"],
+                username=server.get("username"),
+                credential=server.get("credential"),
+            )
+            for server in connected["ice_servers"]
+        ],
+        iceTransportPolicy=RTCIceTransportPolicy(connected["ice_transport_policy"]),
+    )
+
+
+async def negotiate(
+    console: Peer,
+    caller: Peer,
+    call_id: str,
+    interpreter_config: RTCConfiguration | None = None,
+    caller_config: RTCConfiguration | None = None,
+) -> Media:
     """New peer connections for a connected call: the interpreter makes the SDP
     offer, as the protocol says, and the caller answers; each SDP goes through
     the server (or servers) the two are connected to."""
-    interpreter_pc, caller_pc = RTCPeerConnection(), RTCPeerConnection()
+    interpreter_pc = RTCPeerConnection(interpreter_config)
+    caller_pc = RTCPeerConnection(caller_config)
     interpreter_pc.addTrack(VideoStreamTrack())
     caller_pc.addTrack(VideoStreamTrack())
     media = Media(interpreter_pc, caller_pc, remote_track(interpreter_pc), remote_track(caller_pc))

@@ -89,3 +89,29 @@ def test_the_export_columns_are_documented_in_order() -> None:
         line.split("`")[1] for line in text.splitlines() if line.startswith("| ") and "`" in line
     ]
     assert documented == list(COLUMN_NOTES)
+
+
+def test_turn_needs_its_secret_which_is_never_shown() -> None:
+    import pytest
+
+    from signvideo.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="SIGNVIDEO_TURN_URLS needs SIGNVIDEO_TURN_SECRET"):
+        Config.load({}, {"SIGNVIDEO_TURN_URLS": "turn:turn.example.org:3478"})
+    with pytest.raises(ConfigError) as short:
+        Config.load({}, {"SIGNVIDEO_TURN_SECRET": "tiny-secret"})
+    assert "tiny-secret" not in str(short.value) and "(hidden)" in str(short.value)
+    with pytest.raises(ConfigError, match="is not a turn: or turns: URL"):
+        Config.load(
+            {}, {"SIGNVIDEO_TURN_URLS": "stun:x.example:3478", "SIGNVIDEO_TURN_SECRET": "s" * 20}
+        )
+    with pytest.raises(ConfigError, match="must be all or relay"):
+        Config.load({}, {"SIGNVIDEO_ICE_TRANSPORT_POLICY": "turn-only"})
+    config = Config.load(
+        {},
+        {
+            "SIGNVIDEO_TURN_URLS": "turn:a.example:3478, turns:a.example:5349",
+            "SIGNVIDEO_TURN_SECRET": "s" * 20,
+        },
+    )
+    assert config.turn_urls == ("turn:a.example:3478", "turns:a.example:5349")

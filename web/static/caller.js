@@ -55,6 +55,7 @@
   let peer = null;
   let callId = null;
   let callIceServers = pageIceServers;
+  let callIcePolicy = "all";
   let interpreterName = "";
   let leavingPage = false;
   let usedButtons = false;
@@ -442,6 +443,7 @@
     callId = message.call_id;
     interpreterName = (message.peer && message.peer.display_name) || "";
     if (Array.isArray(message.ice_servers)) callIceServers = message.ice_servers;
+    callIcePolicy = message.ice_transport_policy || "all";
     const resumed = Boolean(message.resumed);
     // Throw away any old peer connection: the interpreter makes a new offer.
     closeCall();
@@ -467,6 +469,7 @@
   function newPeer() {
     const thisPeer = rtc.createPeer({
       iceServers: callIceServers,
+      iceTransportPolicy: callIcePolicy,
       onCandidate: function (candidate) {
         if (peer === thisPeer) send("ice", { call_id: callId, candidate: candidate });
       },

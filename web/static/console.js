@@ -361,9 +361,11 @@
      comes back to after a reload or a dropped connection. */
   async function onConnected(message) {
     const iceServers = Array.isArray(message.ice_servers) ? message.ice_servers : pageIceServers;
+    const icePolicy = message.ice_transport_policy || "all";
     if (call && call.callId === message.call_id) {
       // This page still shows the call: only the video starts again.
       call.iceServers = iceServers;
+      call.icePolicy = icePolicy;
       tellInterpreter("Back in the call. Connecting the video again…");
       await newPeerAndOffer(call);
       return;
@@ -378,7 +380,7 @@
     const callId = message.call_id;
     const thisCall = {
       callId: callId, authorityName: authorityName, iceServers: iceServers,
-      peer: null, localStream: null,
+      icePolicy: icePolicy, peer: null, localStream: null,
     };
     call = thisCall;
     rtc.guardLeaving(true);
@@ -434,6 +436,7 @@
     const callId = thisCall.callId;
     const peer = rtc.createPeer({
       iceServers: thisCall.iceServers,
+      iceTransportPolicy: thisCall.icePolicy,
       onCandidate: function (candidate) {
         if (call === thisCall && thisCall.peer === peer) {
           signalling.send("ice", { call_id: callId, candidate: candidate });

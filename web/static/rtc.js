@@ -144,7 +144,11 @@
        onRemoteStream(stream)             - show it
        onConnectionState(state)           - pc.connectionState changed */
   function createPeer(options) {
-    const pc = new RTCPeerConnection({ iceServers: options.iceServers || [] });
+    const pc = new RTCPeerConnection({
+      iceServers: options.iceServers || [],
+      // "relay": media only through TURN (set by the service for a call).
+      iceTransportPolicy: options.iceTransportPolicy === "relay" ? "relay" : "all",
+    });
     const pendingCandidates = [];
     const senders = [];
 

@@ -1,0 +1,110 @@
+"""Reaching each other through TURN: credentials issued per call by the TURN
+REST scheme, and a relay-only call through a real coturn started here."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from aiortc import RTCPeerConnection, VideoStreamTrack
+
+from signvideo import turn
+from signvideo.config import Config
+from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
+from tests.integration.media import configuration, negotiate
+from tests.turn_server import Turn, running_turn
+
+pytestmark = pytest.mark.webrtc
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Turn]:
+    with running_turn(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def config(config: Config, coturn: Turn) -> Config:
+    """The service with TURN, and every call's media relayed through it."""
+    return dataclasses.replace(
+        config,
+        ice_servers=[{"urls": ["stun:127.0.0.1:3478"]}],
+        turn_urls=(coturn.url,),
+        turn_secret=coturn.secret,
+        ice_transport_policy="relay",
+    )
+
+
+def test_credentials_follow_the_turn_rest_scheme() -> None:
+    server = turn.turn_server(("turn:t.example:3478",), "a-secret-for-tests", 600, "call-7", 1000)
+    assert server["username"] == "1600:call-7"
+    expected = base64.b64encode(
+        hmac.new(b"a-secret-for-tests", b"1600:call-7", hashlib.sha1).digest()
+    ).decode()
+    # And as coturn's documentation writes it: openssl's HMAC-SHA1 of the same.
+    assert server["credential"] == expected == "/y0pKe4PMfYTUHsO5UP2sH5BuW8="
+    assert server["urls"] == ["turn:t.example:3478"]
+
+
+async def test_a_relay_only_call_through_coturn(
+    coturn: Turn,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Callable[[], Awaitable[Peer]],
+    open_console: Callable[[str], Awaitable[Peer]],
+) -> None:
+    await add_interpreter(pool, "ann@example.org")
+    console = await open_console(await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD))
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    call_id = (await caller.expect("queued"))["call_id"]
+    await console.send(type="set_availability", available=True)
+    await console.expect("offer")
+    await console.send(type="accept", call_id=call_id)
+    at_console = await console.expect("connected", role="interpreter")
+    at_caller = await caller.expect("connected", role="caller")
+    for connected in (at_console, at_caller):
+        assert connected["ice_transport_policy"] == "relay"
+        stun, relay = connected["ice_servers"]
+        assert stun == {"urls": ["stun:127.0.0.1:3478"]}
+        assert relay["urls"] == [coturn.url]
+        assert relay["username"].endswith(":" + call_id)
+
+    media = await negotiate(
+        console, caller, call_id, configuration(at_console), configuration(at_caller)
+    )
+    try:
+        for pc in (media.interpreter_pc, media.caller_pc):
+            kinds = re.findall(
+                r"a=candidate:\S+ \d+ udp \d+ \S+ \d+ typ (\w+)", pc.localDescription.sdp
+            )
+            assert kinds and set(kinds) == {"relay"}, pc.localDescription.sdp
+        await media.expect_video_both_ways()
+    finally:
+        await media.close()
+    assert call_id in coturn.log()  # the allocation was made with the call's username
+
+
+async def test_credentials_from_another_secret_get_no_relay(coturn: Turn) -> None:
+    server = turn.turn_server((coturn.url,), "not-the-shared-secret", 600, "call-1")
+    pc = RTCPeerConnection(
+        configuration({"ice_servers": [server], "ice_transport_policy": "relay"})
+    )
+    try:
+        pc.addTrack(VideoStreamTrack())
+        await pc.setLocalDescription(await pc.createOffer())
+        assert "typ relay" not in pc.localDescription.sdp
+        # The first 401 is TURN's usual challenge; this one refuses the credential.
+        refused = r"user <\d+:call-1>: incoming packet message processed, error 401"
+        assert re.search(refused, coturn.log()), coturn.log()
+    finally:
+        await pc.close()
