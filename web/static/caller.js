@@ -36,7 +36,14 @@
     leave: document.getElementById("leave"),
     hangup: document.getElementById("hangup"),
     tips: document.getElementById("tips"),
+    rtt: document.getElementById("rtt"),
   };
+  const text = rtc.realTimeText({
+    input: document.getElementById("rtt-input"),
+    log: document.getElementById("rtt-log"),
+    state: document.getElementById("rtt-state"),
+    empty: document.getElementById("rtt-empty"),
+  });
 
   /* Two things the page keeps track of:
      camera: "starting" | "working" | "failed"
@@ -162,6 +169,7 @@
     el.remoteVideo.hidden = !inCall;
     el.videos.classList.toggle("videos--in-call", inCall);
     el.tips.hidden = inCall;
+    el.rtt.hidden = !inCall;
     for (const input of el.languageInputs) input.disabled = phase !== "idle";
     rtc.guardLeaving(phase !== "idle" && phase !== "ended");
     keepFocus();
@@ -445,6 +453,7 @@
     if (Array.isArray(message.ice_servers)) callIceServers = message.ice_servers;
     callIcePolicy = message.ice_transport_policy || "all";
     const resumed = Boolean(message.resumed);
+    if (!resumed && !inCallPhase()) text.reset();
     // Throw away any old peer connection: the interpreter makes a new offer.
     closeCall();
     clearAlert();
@@ -470,6 +479,9 @@
     const thisPeer = rtc.createPeer({
       iceServers: callIceServers,
       iceTransportPolicy: callIcePolicy,
+      onTextChannel: function (channel) {
+        if (peer === thisPeer) text.attach(channel);
+      },
       onCandidate: function (candidate) {
         if (peer === thisPeer) send("ice", { call_id: callId, candidate: candidate });
       },

@@ -41,6 +41,12 @@
     hangup: document.getElementById("hangup"),
     events: document.getElementById("events"),
   };
+  const text = rtc.realTimeText({
+    input: document.getElementById("rtt-input"),
+    log: document.getElementById("rtt-log"),
+    state: document.getElementById("rtt-state"),
+    empty: document.getElementById("rtt-empty"),
+  });
 
   // Each state in words; the colour of #state (style.css) goes with it.
   const STATES = {
@@ -383,6 +389,8 @@
       icePolicy: icePolicy, peer: null, localStream: null,
     };
     call = thisCall;
+    text.reset();
+    document.getElementById("rtt").hidden = false;
     rtc.guardLeaving(true);
     render();
 
@@ -409,11 +417,14 @@
       stream = await rtc.openCamera();
     } catch (err) {
       console.error("signvideo: camera failed", err);
-      if (call === thisCall) {
-        showAlert("Your camera could not be started, so the call is being ended. " +
-          rtc.describeCameraError(err));
-        hangUp();
-      }
+      if (call !== thisCall) return;
+      // Carry on without video from this side: the caller's video still
+      // comes, and the two can type to each other.
+      showAlert("Your camera could not be started, so the caller cannot see you. " +
+        rtc.describeCameraError(err) + " You can carry on in text: type in the box below " +
+        "the video, or hang up.");
+      thisCall.textOnly = true;
+      await newPeerAndOffer(thisCall);
       return;
     }
     if (call !== thisCall) {      // ended while the camera was starting
@@ -432,11 +443,15 @@
     thisCall.peer = null;
     el.remoteVideo.srcObject = null;
     // Still starting the camera: the offer is made once it is ready.
-    if (!thisCall.localStream) return;
+    if (!thisCall.localStream && !thisCall.textOnly) return;
     const callId = thisCall.callId;
     const peer = rtc.createPeer({
       iceServers: thisCall.iceServers,
       iceTransportPolicy: thisCall.icePolicy,
+      createTextChannel: true,
+      onTextChannel: function (channel) {
+        if (call === thisCall && thisCall.peer === peer) text.attach(channel);
+      },
       onCandidate: function (candidate) {
         if (call === thisCall && thisCall.peer === peer) {
           signalling.send("ice", { call_id: callId, candidate: candidate });
@@ -454,7 +469,13 @@
     });
     thisCall.peer = peer;
     rtc.exposeState({ pc: peer.pc, callId: callId });
-    peer.addLocalStream(thisCall.localStream);
+    if (thisCall.localStream) {
+      peer.addLocalStream(thisCall.localStream);
+    } else {
+      // No camera here: still receive the caller's video.
+      peer.pc.addTransceiver("video", { direction: "recvonly" });
+      peer.pc.addTransceiver("audio", { direction: "recvonly" });
+    }
     try {
       const description = await peer.makeOffer();
       if (call === thisCall && thisCall.peer === peer) {
@@ -502,6 +523,7 @@
 
   function closeCall() {
     if (!call) return;
+    text.detach();
     if (call.peer) call.peer.close();
     rtc.stopStream(call.localStream);
     call = null;

@@ -152,6 +152,20 @@
     const pendingCandidates = [];
     const senders = [];
 
+    // Real-time text (T.140) travels on its own data channel: the side that
+    // makes the offer opens it; the other side takes it when it arrives.
+    if (options.onTextChannel) {
+      if (options.createTextChannel) {
+        const channel = pc.createDataChannel("rtt", { protocol: T140, ordered: true });
+        // After createPeer has returned, so that the caller knows its peer.
+        queueMicrotask(function () { options.onTextChannel(channel); });
+      } else {
+        pc.addEventListener("datachannel", function (event) {
+          if (event.channel.protocol === T140) options.onTextChannel(event.channel);
+        });
+      }
+    }
+
     pc.addEventListener("icecandidate", function (event) {
       options.onCandidate(event.candidate ? event.candidate.toJSON() : null);
     });
@@ -254,6 +268,114 @@
     });
   }
 
+  /* Real-time text, ITU-T T.140 over a WebRTC data channel (RFC 8865):
+     characters are sent as they are typed (within this page's input event,
+     well under T.140's 300 ms), a backspace is U+0008 and a new line
+     U+2028. `elements`: input (a textarea for one's own text), log (where
+     the other side's text appears), state (a short status line). */
+  const T140 = "t140";
+  const BACKSPACE = "\u0008";
+  const LINE_SEPARATOR = "\u2028";
+
+  function realTimeText(elements) {
+    let channel = null;
+    let sent = [];          // code points of one's own text as the other side has it
+    let lines = [""];       // the other side's text, line by line
+    let lastHeard = 0;
+
+    function setOpen(open) {
+      elements.input.disabled = !open;
+      elements.state.textContent = open
+        ? "Text is connected: what you type is sent as you type it."
+        : "Text connects when the call does.";
+    }
+
+    function render() {
+      const log = elements.log;
+      // Completed lines stay as they are; only the last line is rewritten.
+      while (log.children.length < lines.length) log.appendChild(document.createElement("p"));
+      while (log.children.length > lines.length) log.removeChild(log.lastChild);
+      for (let i = 0; i < lines.length; i++) {
+        if (log.children[i].textContent !== lines[i]) log.children[i].textContent = lines[i];
+      }
+      log.hidden = lines.length === 1 && lines[0] === "";
+      if (elements.empty) elements.empty.hidden = !log.hidden;
+      log.scrollTop = log.scrollHeight;
+    }
+
+    function receive(text) {
+      for (const ch of Array.from(text)) {
+        if (ch === BACKSPACE) {
+          const last = Array.from(lines[lines.length - 1]);
+          if (last.length) lines[lines.length - 1] = last.slice(0, -1).join("");
+          else if (lines.length > 1) lines.pop();
+        } else if (ch === LINE_SEPARATOR || ch === "\n") {
+          lines.push("");
+        } else if (ch === "\r" || ch === "\ufeff" || ch < " ") {
+          continue;   // carriage returns, T.140's start mark and other controls
+        } else {
+          lines[lines.length - 1] += ch;
+        }
+      }
+      lastHeard = Date.now();
+      render();
+      if (elements.onReceived) elements.onReceived();
+    }
+
+    /* What to send to turn the text the other side has into the text typed:
+       backspaces back to where they differ, then the rest. */
+    function sendChanges() {
+      if (!channel || channel.readyState !== "open") return;
+      const now = Array.from(elements.input.value.replace(/\r\n?/g, "\n"));
+      let same = 0;
+      while (same < sent.length && same < now.length && sent[same] === now[same]) same++;
+      const text = BACKSPACE.repeat(sent.length - same) +
+        now.slice(same).join("").replace(/\n/g, LINE_SEPARATOR);
+      if (!text) return;
+      channel.send(text);
+      sent = now;
+    }
+
+    elements.input.addEventListener("input", sendChanges);
+    setOpen(false);
+    render();
+
+    return {
+      /* A new data channel for the call (after every new peer connection). */
+      attach: function (newChannel) {
+        // The text carries on where it was: both sides keep what they have.
+        channel = newChannel;
+        newChannel.addEventListener("open", function () {
+          if (channel !== newChannel) return;
+          setOpen(true);
+          sendChanges();
+        });
+        newChannel.addEventListener("close", function () {
+          if (channel === newChannel) setOpen(false);
+        });
+        newChannel.addEventListener("message", function (event) {
+          if (channel === newChannel && typeof event.data === "string") receive(event.data);
+        });
+      },
+      detach: function () {
+        channel = null;
+        setOpen(false);
+      },
+      /* A new call: nothing typed, nothing heard. */
+      reset: function () {
+        channel = null;
+        sent = [];
+        lines = [""];
+        elements.input.value = "";
+        setOpen(false);
+        render();
+      },
+      heardWithin: function (ms) { return Date.now() - lastHeard < ms; },
+      /* For tests: what the other side's text reads. */
+      theirs: function () { return lines.join("\n"); },
+    };
+  }
+
   function askBeforeLeaving(event) {
     event.preventDefault();
     event.returnValue = "";
@@ -279,6 +401,7 @@
     describeCameraError: describeCameraError,
     openSignalling: openSignalling,
     createPeer: createPeer,
+    realTimeText: realTimeText,
     readIceServers: readIceServers,
     exposeState: exposeState,
     guardLeaving: guardLeaving,
