@@ -32,6 +32,7 @@ from signvideo import (
     routing,
     service_levels,
     signaling,
+    video_check,
     views,
 )
 from signvideo.config import Config
@@ -45,6 +46,7 @@ from signvideo.keys import (
     POOL,
     PROCESS_ID,
     SIGN_IN_STARTS,
+    VIDEO_CHECKS,
 )
 from signvideo.mailbox import Hub
 from signvideo.metrics import Metrics
@@ -75,6 +77,12 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await create_pool(config.database_url, min_size=2, max_size=20)
     yield
     await app[POOL].close()
+
+
+async def _video_checks_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[VIDEO_CHECKS] = checks = video_check.Checks()
+    yield
+    await checks.close()
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -203,7 +211,10 @@ async def plain_input(request: web.Request, handler: Handler) -> web.StreamRespo
             "multipart/form-data",
         )
     ):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as err:  # a multipart body without its boundary, say
+            raise web.HTTPBadRequest(text=f"The form could not be read: {err}.") from None
         suspicious = any(
             "\x00" in key or (isinstance(value, str) and "\x00" in value)
             for key, value in form.items()
@@ -282,7 +293,7 @@ def create_app(config: Config) -> web.Application:
         "admin": access.ADMIN,
     }
     app.on_shutdown.append(_close_sockets)
-    app.cleanup_ctx.extend([_pool_ctx, _process_ctx, _hub_ctx, _sweeper_ctx])
+    app.cleanup_ctx.extend([_pool_ctx, _process_ctx, _hub_ctx, _sweeper_ctx, _video_checks_ctx])
     app.add_routes(
         [
             web.get("/", views.index),
@@ -337,6 +348,7 @@ def create_app(config: Config) -> web.Application:
             web.get("/api/v1/authorities/{slug}/availability", api.availability),
             web.get("/api/v1/authorities/{slug}/usage", finance.usage_api),
             web.get("/api/v1/service-levels", service_levels.report_api),
+            web.post("/api/v1/video-check", video_check.start),
             web.get("/healthz", views.healthz),
             web.get("/metrics", views.metrics),
             web.static("/static", WEB_DIR / "static", append_version=False),

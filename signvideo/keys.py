@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from signvideo.mailbox import Hub
     from signvideo.metrics import Metrics
     from signvideo.routing import Matcher
+    from signvideo.video_check import Checks
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool")
@@ -28,3 +29,4 @@ PROCESS_ID: web.AppKey[uuid.UUID] = web.AppKey("process_id")
 JOIN_LIMITS: web.AppKey[tuple[Buckets, Buckets]] = web.AppKey("join_limits")
 # Sign-ins through an identity provider begun per address (each writes a row).
 SIGN_IN_STARTS: web.AppKey[Buckets] = web.AppKey("sign_in_starts")
+VIDEO_CHECKS: web.AppKey[Checks] = web.AppKey("video_checks")

@@ -21,6 +21,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "There is no such authority.",
         413: "More lines than a spreadsheet holds; choose a shorter range, or CSV.",
         429: "Too many requests just now; wait as long as Retry-After says.",
+        503: "Too busy just now; try again after Retry-After seconds.",
     }
     return {
         str(s): {
@@ -127,6 +128,50 @@ DOCUMENT: dict[str, Any] = {
                         },
                     },
                     **_errors(400, 401, 403, 404, 413),
+                },
+            }
+        },
+        "/api/v1/video-check": {
+            "post": {
+                "summary": "Start the pre-call check: a short test call whose video the "
+                "service measures",
+                "description": "Send the page's SDP offer with all its candidates (it must "
+                "send video and open a data channel). The answer comes back; the result "
+                "arrives on the data channel as {type: result, frames_per_second, width, "
+                "height, round_trip_ms, verdict: good|enough|too_low}.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["type", "sdp"],
+                                "properties": {
+                                    "type": {"const": "offer"},
+                                    "sdp": {"type": "string", "maxLength": 20000},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The SDP answer",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["type", "sdp", "seconds"],
+                                    "properties": {
+                                        "type": {"const": "answer"},
+                                        "sdp": {"type": "string"},
+                                        "seconds": {"type": "number"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 403, 429, 503),
                 },
             }
         },

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signvideo import access, admission, audit, auth, csrf, forms
+from signvideo import access, admission, audit, auth, csrf, forms, turn
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
 
@@ -64,6 +65,13 @@ async def caller_page(request: web.Request) -> web.Response:
             "cost_centres": await request.app[POOL].fetch(
                 Q["cost_centres_for_callers"], authority["id"]
             ),
+            # The pre-call check's own TURN credentials (signvideo.video_check).
+            "check_ice": {
+                "servers": turn.ice_servers_for_call(
+                    request.app[CONFIG], "check-" + secrets.token_hex(8)
+                ),
+                "policy": request.app[CONFIG].ice_transport_policy,
+            },
         },
     )
 

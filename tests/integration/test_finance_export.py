@@ -264,6 +264,9 @@ async def test_pages_answer_plainly(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/console", allow_redirects=False)).status == 303
     big = await client.post("/login", data={"email": "a@b", "password": "x" * 100_000})
     assert big.status == 413
+    # A form that says it is multipart but gives no boundary (schemathesis found it).
+    broken = await client.post("/login", data=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert broken.status == 400 and "could not be read" in await broken.text()
 
 
 async def test_metrics_report_waiting_callers_and_sockets(

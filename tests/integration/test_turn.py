@@ -108,3 +108,35 @@ async def test_credentials_from_another_secret_get_no_relay(coturn: Turn) -> Non
         assert re.search(refused, coturn.log()), coturn.log()
     finally:
         await pc.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "says"),
+    [
+        ("not json", {}, 400, "Send the offer as JSON"),
+        ('{"type": "answer", "sdp": "v=0"}', {}, 400, '"type" must be "offer"'),
+        ('{"type": "offer", "sdp": "hello"}', {}, 400, "must be an SDP offer"),
+        ('{"type": "offer", "sdp": "v=0\\r\\nnonsense"}', {}, 400, "must send video"),
+        ('{"type": "offer", "sdp": "v=0\\r\\nm=video x"}', {}, 400, "could not be used"),
+        (
+            '{"type": "offer", "sdp": "v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n"}',
+            {},
+            400,
+            "ICE username fragment",
+        ),
+        ('{"type": "offer"}', {"Origin": "https://evil.example"}, 403, "this site's pages"),
+    ],
+)
+async def test_bad_video_check_requests_say_what_is_wrong(
+    client: TestClient[Any, Any], body: str, headers: dict[str, str], status: int, says: str
+) -> None:
+    response = await client.post(
+        "/api/v1/video-check", data=body, headers={"Content-Type": "application/json", **headers}
+    )
+    assert response.status == status
+    assert says in (await response.json())["error"]
+
+
+async def test_video_checks_are_limited_per_address(client: TestClient[Any, Any]) -> None:
+    statuses = [(await client.post("/api/v1/video-check", data="{}")).status for _ in range(8)]
+    assert statuses[:6] == [400] * 6 and statuses[6:] == [429, 429]

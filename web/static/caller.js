@@ -37,6 +37,9 @@
     hangup: document.getElementById("hangup"),
     tips: document.getElementById("tips"),
     rtt: document.getElementById("rtt"),
+    check: document.getElementById("check"),           // absent while closed
+    checkStart: document.getElementById("check-start"),
+    checkResult: document.getElementById("check-result"),
   };
   const text = rtc.realTimeText({
     input: document.getElementById("rtt-input"),
@@ -57,6 +60,7 @@
   let camera = "starting";
   let phase = "idle";
   let localStream = null;
+  let checking = false;
   let cameraWaiters = [];
   let signalling = null;
   let peer = null;
@@ -170,6 +174,10 @@
     el.videos.classList.toggle("videos--in-call", inCall);
     el.tips.hidden = inCall;
     el.rtt.hidden = !inCall;
+    if (el.check) {
+      el.check.hidden = phase !== "idle";
+      el.checkStart.disabled = camera !== "working" || checking;
+    }
     for (const input of el.languageInputs) input.disabled = phase !== "idle";
     rtc.guardLeaving(phase !== "idle" && phase !== "ended");
     keepFocus();
@@ -316,6 +324,45 @@
     settleCamera();
     if (phase === "idle") showIdle();
     render();
+  }
+
+  /* The pre-call check, in plain words against what signing needs. */
+  const CHECK_WORDS = {
+    good: "Your video is good for signing.",
+    enough: "Your video is enough for signing, but not at its best.",
+    too_low: "Your video may not be smooth or sharp enough for signing.",
+  };
+  const CHECK_ADVICE = "To improve it: put more light on your face and hands, use Wi-Fi " +
+    "rather than mobile data, move nearer the router, and close other apps and tabs. " +
+    "You can still join.";
+
+  async function checkVideo() {
+    if (checking || !localStream) return;
+    checking = true;
+    el.checkResult.dataset.verdict = "";
+    el.checkResult.textContent = "Checking your video… this takes about 5 seconds.";
+    render();
+    try {
+      const ice = JSON.parse(el.check.dataset.ice || "{}");
+      const result = await rtc.checkVideo(localStream, ice);
+      const figures = Math.round(result.frames_per_second) + " frames a second, " +
+        result.width + " × " + result.height + " pixels" +
+        (result.round_trip_ms === null ? "" : ", " + Math.round(result.round_trip_ms) + " ms delay");
+      el.checkResult.dataset.verdict = result.verdict;
+      el.checkResult.dataset.fps = String(result.frames_per_second);
+      el.checkResult.dataset.size = result.width + "x" + result.height;
+      el.checkResult.textContent = (CHECK_WORDS[result.verdict] || "") + " We received " +
+        figures + ". Signing needs at least 20 frames a second and 320 × 240; 30 and " +
+        "640 × 480 are best." + (result.verdict === "good" ? "" : " " + CHECK_ADVICE);
+    } catch (err) {
+      el.checkResult.dataset.verdict = "failed";
+      el.checkResult.textContent = "The check could not finish: " + err.message +
+        " You can still join the queue.";
+    } finally {
+      checking = false;
+      el.checkStart.textContent = "Check my video again";
+      render();
+    }
   }
 
   function onCameraLost() {
@@ -712,6 +759,7 @@
   el.leave.addEventListener("click", onAction(leave));
   el.hangup.addEventListener("click", onAction(hangUp));
   el.cameraRetry.addEventListener("click", startCamera);
+  if (el.checkStart) el.checkStart.addEventListener("click", checkVideo);
   for (const input of el.languageInputs) {
     input.addEventListener("change", function () { scheduleAvailability(0); });
   }

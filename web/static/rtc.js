@@ -376,6 +376,61 @@
     };
   }
 
+  /* The pre-call check: a short test call to the service, which measures the
+     video it receives and answers with {frames_per_second, width, height,
+     round_trip_ms, verdict}. Rejects with an Error whose message says, in
+     plain words, what went wrong. */
+  async function checkVideo(stream, ice) {
+    const pc = new RTCPeerConnection({
+      iceServers: ice.servers || [],
+      iceTransportPolicy: ice.policy === "relay" ? "relay" : "all",
+    });
+    try {
+      for (const track of stream.getVideoTracks()) {
+        if ("contentHint" in track) track.contentHint = "motion";
+        preferFrameRate(pc.addTrack(track, stream));
+      }
+      const channel = pc.createDataChannel("check");
+      const result = new Promise(function (resolve, reject) {
+        const timer = window.setTimeout(function () {
+          reject(new Error("The check did not finish. Your connection may be too slow or blocked."));
+        }, 20000);
+        channel.addEventListener("message", function (event) {
+          let data;
+          try { data = JSON.parse(event.data); } catch (err) { return; }
+          if (data.type === "ping") channel.send(JSON.stringify({ type: "pong", id: data.id }));
+          if (data.type === "result") {
+            window.clearTimeout(timer);
+            resolve(data);
+          }
+        });
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      // No trickle: wait for the candidates (at most 3 s) and send them all.
+      await new Promise(function (resolve) {
+        if (pc.iceGatheringState === "complete") { resolve(); return; }
+        const done = window.setTimeout(resolve, 3000);
+        pc.addEventListener("icegatheringstatechange", function () {
+          if (pc.iceGatheringState === "complete") { window.clearTimeout(done); resolve(); }
+        });
+      });
+      const response = await fetch("/api/v1/video-check", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
+      });
+      if (!response.ok) {
+        let why = "The check could not start.";
+        try { why = (await response.json()).error || why; } catch (err) { /* keep */ }
+        throw new Error(why);
+      }
+      await pc.setRemoteDescription(await response.json());
+      return await result;
+    } finally {
+      pc.close();
+    }
+  }
+
   function askBeforeLeaving(event) {
     event.preventDefault();
     event.returnValue = "";
@@ -402,6 +457,7 @@
     openSignalling: openSignalling,
     createPeer: createPeer,
     realTimeText: realTimeText,
+    checkVideo: checkVideo,
     readIceServers: readIceServers,
     exposeState: exposeState,
     guardLeaving: guardLeaving,
