@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, csrf, limits, presence, privacy, routing, turn
+from signvideo import admission, csrf, limits, presence, privacy, quality, routing, turn
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -373,7 +373,11 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     async def on_ping(data: dict[str, Any]) -> None:
         await conn.send(pong(data))
 
+    async def on_quality(data: dict[str, Any]) -> None:
+        await quality.record(pool, own_call(data), "caller", None, data)
+
     conn.handlers = {
+        "quality": on_quality,
         "join": on_join,
         "resume": on_resume,
         "leave": on_leave,
@@ -499,7 +503,11 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             )
         await conn.send({"type": "cost_centre_saved", "call_id": str(call_id), "cost_centre": code})
 
+    async def on_console_quality(data: dict[str, Any]) -> None:
+        await quality.record(pool, call_id_field(data), "interpreter", user.id, data)
+
     conn.handlers = {
+        "quality": on_console_quality,
         "set_cost_centre": on_cost_centre,
         "set_state": on_state,
         "set_availability": on_availability,

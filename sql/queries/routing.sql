@@ -235,3 +235,17 @@ SELECT console_gone_at FROM interpreter_status WHERE user_id = $1;
 -- name: authority_of_call_for_share
 SELECT a.id FROM authorities a JOIN calls c ON c.authority_id = a.id
 WHERE c.id = $1 FOR SHARE OF a;
+
+-- name: quality_samples
+-- A side's samples of its call's quality ($2: 'caller' or 'interpreter'), if
+-- the call is connected and, for an interpreter, theirs ($3: their id; the
+-- caller's socket holds only its own call).
+INSERT INTO call_quality (call_id, side, frames_per_second, width, height, round_trip_ms,
+                          packet_loss_percent, warning)
+SELECT c.id, $2, s.fps, s.width, s.height, s.rtt, s.loss, s.warning
+FROM calls c,
+     unnest($4::real[], $5::integer[], $6::integer[], $7::real[], $8::real[], $9::text[])
+         AS s (fps, width, height, rtt, loss, warning)
+WHERE c.id = $1 AND c.state = 'answered'
+  AND ($2 = 'caller' OR c.interpreter_id = $3)
+RETURNING 1;

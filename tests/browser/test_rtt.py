@@ -5,10 +5,13 @@ in text."""
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Page, expect
 
 from .helpers import (
     NewContext,
+    Server,
     assert_no_violations,
     connect_call,
     expect_video_flowing,
@@ -27,6 +30,15 @@ async () => {
     return channels;
 }
 """
+
+
+async def wait_until(server: Server, sql: str, *args: object) -> None:
+    """Poll the server's database until `sql` is true (at most 20 s)."""
+    for _ in range(100):
+        if await server.execute(sql, *args):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never true: {sql} {args}")
 
 
 async def their_text(page: Page) -> str:
@@ -91,3 +103,40 @@ async def test_a_console_without_a_camera_carries_on_in_text(new_context: NewCon
     await caller.get_by_label("Your text").press_sequentially("OK, I can read you.")
     await expect(console.locator("#rtt-log")).to_have_text("OK, I can read you.")
     await expect(console.get_by_role("button", name="Hang up")).to_be_enabled()
+
+
+async def test_a_slow_video_is_warned_of_and_recorded(
+    server: Server, new_context: NewContext
+) -> None:
+    caller, console = await connect_call(new_context)
+    call_id = await caller.evaluate("window.signvideo.callId")
+    # Both sides report what they receive; the record keeps figures, not content.
+    for side in ("caller", "interpreter"):
+        await wait_until(
+            server,
+            "SELECT count(*) > 0 FROM call_quality WHERE call_id = $1::uuid AND side = $2 "
+            "AND frames_per_second > 0 AND width = 640",
+            call_id,
+            side,
+        )
+    # The caller's video drops to 5 frames a second: the interpreter is told.
+    await caller.evaluate(
+        """async () => {
+            for (const sender of window.signvideo.pc.getSenders()) {
+                if (!sender.track || sender.track.kind !== "video") continue;
+                const parameters = sender.getParameters();
+                for (const encoding of parameters.encodings) encoding.maxFramerate = 5;
+                await sender.setParameters(parameters);
+            }
+        }"""
+    )
+    warning = console.locator("#quality-warning")
+    await expect(warning).to_contain_text("The caller's video is not smooth enough for signing")
+    await assert_no_violations(console, "console warning of a slow video")
+    await wait_until(
+        server,
+        "SELECT count(*) > 0 FROM call_quality WHERE call_id = $1::uuid "
+        "AND side = 'interpreter' AND warning = 'low_frame_rate'",
+        call_id,
+    )
+    await expect(caller.locator("#quality-warning")).to_be_hidden()

@@ -430,3 +430,50 @@ async def test_a_call_carries_its_department_from_caller_or_interpreter(
     await bob.send(type="set_cost_centre", call_id=call_id, cost_centre="ASC")
     assert "your own call" in (await bob.expect("error"))["message"]
     assert await pool.fetchval("SELECT interpreter_id FROM calls") == ann_id
+
+
+async def test_quality_samples_are_checked_and_kept(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    call_id = (await caller.expect("queued"))["call_id"]
+    good = {"fps": 29.5, "width": 640, "height": 480, "rtt_ms": 40, "loss_percent": 0.5,
+            "warning": None}  # fmt: skip
+    await caller.send(type="quality", call_id=call_id, samples=[good])
+    assert (await caller.expect("error"))["code"] == "out_of_turn"  # not connected yet
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_availability", available=True)
+    await ann.expect("offer")
+    await ann.send(type="accept", call_id=call_id)
+    await ann.expect("connected")
+    for samples, says in (
+        ([], "list of 1 to 30"),
+        ([good] * 31, "list of 1 to 30"),
+        (["fast"], "must be an object"),
+        ([{**good, "fps": -1}], '"fps" in a sample must be a number from 0 to 240'),
+        ([{**good, "width": 640.5}], '"width" in a sample must be a whole number'),
+        ([{**good, "rtt_ms": True}], '"rtt_ms"'),
+        ([{**good, "warning": "dreadful"}], '"warning" in a sample'),
+    ):
+        await caller.send(type="quality", call_id=call_id, samples=samples)
+        assert says in (await caller.expect("error"))["message"]
+    await caller.send(type="quality", call_id=call_id, samples=[good, {**good, "fps": 12,
+                      "warning": "low_frame_rate"}])  # fmt: skip
+    await ann.send(type="quality", call_id=call_id, samples=[{"fps": None}])
+    await wait_for_value(pool, "SELECT true WHERE (SELECT count(*) FROM call_quality) = 3")
+    rows = await pool.fetch(
+        "SELECT side, frames_per_second, warning FROM call_quality ORDER BY side, id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("caller", 29.5, None),
+        ("caller", 12.0, "low_frame_rate"),
+        ("interpreter", None, None),
+    ]
+    # Another interpreter's console cannot write to this call's record.
+    _, bob = await interpreter_console(client, pool, open_console, "bob@example.org")
+    await bob.send(type="quality", call_id=call_id, samples=[good])
+    assert (await bob.expect("error"))["code"] == "out_of_turn"

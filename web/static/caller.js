@@ -37,6 +37,7 @@
     hangup: document.getElementById("hangup"),
     tips: document.getElementById("tips"),
     rtt: document.getElementById("rtt"),
+    qualityWarning: document.getElementById("quality-warning"),
     check: document.getElementById("check"),           // absent while closed
     checkStart: document.getElementById("check-start"),
     checkResult: document.getElementById("check-result"),
@@ -412,6 +413,14 @@
     return signalling !== null && signalling.send(type, fields);
   }
 
+  const reportQuality = rtc.qualityReporter(send);
+
+  function showQuality(sample) {
+    const words = rtc.describeQuality(sample, "The interpreter's");
+    if (el.qualityWarning.textContent !== words) el.qualityWarning.textContent = words;
+    el.qualityWarning.hidden = !words;
+  }
+
   // --- joining and the queue ------------------------------------------------------
 
   function join() {
@@ -540,6 +549,11 @@
       },
     });
     thisPeer.hasLocalStream = false;
+    thisPeer.quality = rtc.watchQuality(thisPeer.pc, function (sample) {
+      if (peer !== thisPeer) return;
+      showQuality(sample);
+      reportQuality(callId, sample);
+    });
     peer = thisPeer;
     rtc.exposeState({ pc: thisPeer.pc });
     return thisPeer;
@@ -594,8 +608,12 @@
   }
 
   function closeCall() {
-    if (peer) peer.close();
+    if (peer) {
+      peer.quality.stop();
+      peer.close();
+    }
     peer = null;
+    showQuality(null);
     el.remoteVideo.srcObject = null;
     rtc.exposeState({ pc: null });
   }

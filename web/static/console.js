@@ -41,6 +41,17 @@
     hangup: document.getElementById("hangup"),
     events: document.getElementById("events"),
   };
+  const qualityWarning = document.getElementById("quality-warning");
+  const reportQuality = rtc.qualityReporter(function (type, fields) {
+    return signalling !== null && signalling.send(type, fields);
+  });
+
+  function showQuality(sample) {
+    const words = rtc.describeQuality(sample, "The caller's");
+    if (qualityWarning.textContent !== words) qualityWarning.textContent = words;
+    qualityWarning.hidden = !words;
+  }
+
   const text = rtc.realTimeText({
     input: document.getElementById("rtt-input"),
     log: document.getElementById("rtt-log"),
@@ -439,7 +450,10 @@
   /* A new peer connection for the call, and a new SDP offer to the caller
      (after accepting, and after either side comes back). */
   async function newPeerAndOffer(thisCall) {
-    if (thisCall.peer) thisCall.peer.close();
+    if (thisCall.peer) {
+      thisCall.peer.quality.stop();
+      thisCall.peer.close();
+    }
     thisCall.peer = null;
     el.remoteVideo.srcObject = null;
     // Still starting the camera: the offer is made once it is ready.
@@ -468,6 +482,11 @@
       },
     });
     thisCall.peer = peer;
+    peer.quality = rtc.watchQuality(peer.pc, function (sample) {
+      if (call !== thisCall || thisCall.peer !== peer) return;
+      showQuality(sample);
+      reportQuality(callId, sample);
+    });
     rtc.exposeState({ pc: peer.pc, callId: callId });
     if (thisCall.localStream) {
       peer.addLocalStream(thisCall.localStream);
@@ -524,7 +543,11 @@
   function closeCall() {
     if (!call) return;
     text.detach();
-    if (call.peer) call.peer.close();
+    showQuality(null);
+    if (call.peer) {
+      call.peer.quality.stop();
+      call.peer.close();
+    }
     rtc.stopStream(call.localStream);
     call = null;
     el.remoteVideo.srcObject = null;

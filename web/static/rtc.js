@@ -431,6 +431,84 @@
     }
   }
 
+  /* Quality during a call, measured every 2 s from the peer connection's
+     statistics of the video received: frames a second (from frames decoded),
+     picture size, round trip, packet loss. Never any content. onSample gets
+     {fps, width, height, rtt_ms, loss_percent, warning}; warning is
+     "low_frame_rate" after two samples under 20 frames a second (what
+     signing needs), "unstable" while the connection is disconnected or
+     losing over a tenth of its packets, else null. */
+  const SIGNING_FLOOR_FPS = 20;
+
+  function watchQuality(pc, onSample) {
+    let previous = null;
+    let lowInARow = 0;
+    async function sample() {
+      if (pc.connectionState === "closed") { stop(); return; }
+      let stats;
+      try { stats = await pc.getStats(); } catch (err) { return; }
+      let video = null;
+      let pair = null;
+      stats.forEach(function (s) {
+        if (s.type === "inbound-rtp" && s.kind === "video") video = s;
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          pair = stats.get(s.selectedCandidatePairId) || pair;
+        }
+      });
+      if (!video) return;
+      const now = { at: performance.now(), frames: video.framesDecoded || 0,
+        lost: video.packetsLost || 0, received: video.packetsReceived || 0 };
+      const before = previous;
+      previous = now;
+      if (!before || now.frames === 0) return;
+      const seconds = (now.at - before.at) / 1000;
+      const fps = seconds > 0 ? Math.max(0, (now.frames - before.frames) / seconds) : 0;
+      const lost = Math.max(0, now.lost - before.lost);
+      const got = Math.max(0, now.received - before.received);
+      const loss = lost + got > 0 ? (100 * lost) / (lost + got) : 0;
+      lowInARow = fps < SIGNING_FLOOR_FPS ? lowInARow + 1 : 0;
+      const unstable = pc.connectionState === "disconnected" || loss > 10;
+      onSample({
+        fps: Math.round(fps * 10) / 10,
+        width: video.frameWidth || null,
+        height: video.frameHeight || null,
+        rtt_ms: pair && typeof pair.currentRoundTripTime === "number"
+          ? Math.round(pair.currentRoundTripTime * 1000) : null,
+        loss_percent: Math.round(loss * 10) / 10,
+        warning: unstable ? "unstable" : lowInARow >= 2 ? "low_frame_rate" : null,
+      });
+    }
+    const timer = window.setInterval(sample, 2000);
+    function stop() { window.clearInterval(timer); }
+    return { stop: stop };
+  }
+
+  /* The visible warning for a quality sample, in plain words (or "" for none). */
+  function describeQuality(sample, whose) {
+    if (!sample || !sample.warning) return "";
+    if (sample.warning === "unstable") {
+      return "The connection is unstable, so the video may freeze. You can type in the text box while it recovers.";
+    }
+    return whose + " video is not smooth enough for signing (" + Math.round(sample.fps) +
+      " frames a second; signing needs at least 20). More light, being nearer the Wi-Fi, or " +
+      "closing other apps may help. You can also type in the text box.";
+  }
+
+  /* Sends samples to the service in batches, and at once when a warning
+     starts or ends. send(type, fields) is the page's signalling sender. */
+  function qualityReporter(send) {
+    let batch = [];
+    let lastWarning = null;
+    return function (callId, sample) {
+      batch.push(sample);
+      if (batch.length >= 3 || sample.warning !== lastWarning) {
+        send("quality", { call_id: callId, samples: batch });
+        batch = [];
+      }
+      lastWarning = sample.warning;
+    };
+  }
+
   function askBeforeLeaving(event) {
     event.preventDefault();
     event.returnValue = "";
@@ -458,6 +536,9 @@
     createPeer: createPeer,
     realTimeText: realTimeText,
     checkVideo: checkVideo,
+    watchQuality: watchQuality,
+    describeQuality: describeQuality,
+    qualityReporter: qualityReporter,
     readIceServers: readIceServers,
     exposeState: exposeState,
     guardLeaving: guardLeaving,
