@@ -301,6 +301,7 @@ def create_app(config: Config) -> web.Application:
             web.get("/privacy", privacy.page),
             web.get("/call/{slug}", views.caller_page),
             web.get("/call/{slug}/ended", views.call_ended),
+            web.post("/call/{slug}/rating", views.call_rating),
             web.get("/login", views.login_form),
             web.post("/login", views.login_submit),
             web.post("/logout", views.logout),

@@ -581,7 +581,13 @@ async def end_call(
             else:
                 await set_interpreter(con, interpreter_id, "offline", tell=False)
         if tell_caller:
-            await post(con, caller_key(call_id), ended)
+            to_caller = ended
+            if previous == "answered":
+                # A key to rate the call afterwards, once (views.call_rating).
+                rating_key = secrets.token_urlsafe(16)
+                await con.execute(Q["set_rating_key"], call_id, token_digest(rating_key))
+                to_caller = {**ended, "rating_key": rating_key}
+            await post(con, caller_key(call_id), to_caller)
         await con.execute(Q["notify_queue_changed"])
     return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Any
 
 import aiohttp_jinja2
@@ -10,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signvideo import access, admission, audit, auth, csrf, forms, turn
+from signvideo.auth import token_digest
 from signvideo.db import Q
 from signvideo.keys import CONFIG, METRICS, POOL
 
@@ -76,10 +78,63 @@ async def caller_page(request: web.Request) -> web.Response:
     )
 
 
+RATINGS = (
+    ("5", "Very good", "\U0001f600"),
+    ("4", "Good", "\U0001f642"),
+    ("3", "All right", "\U0001f610"),
+    ("2", "Poor", "\U0001f641"),
+    ("1", "Very poor", "\U0001f61e"),
+)
+
+
+def _rating_request(query: Any) -> tuple[str, str] | None:
+    """The call and key a page may rate with, if both look right."""
+    call, key = query.get("call", ""), query.get("key", "")
+    try:
+        uuid.UUID(call)
+    except ValueError:
+        return None
+    return (call, key) if 10 <= len(key) <= 100 else None
+
+
 async def call_ended(request: web.Request) -> web.Response:
     authority = await _authority(request, request.match_info["slug"])
     reason = END_REASONS.get(request.query.get("reason", ""), "The call is over.")
-    return await render(request, "call_ended.html", {"authority": authority, "reason_text": reason})
+    return await render(
+        request,
+        "call_ended.html",
+        {
+            "authority": authority,
+            "reason_text": reason,
+            "rate": _rating_request(request.query),
+            "ratings": RATINGS,
+            "rated": request.query.get("rated") == "1",
+        },
+    )
+
+
+async def call_rating(request: web.Request) -> web.Response:
+    """POST /call/{slug}/rating: the caller's picture rating of their call."""
+    authority = await _authority(request, request.match_info["slug"])
+    form = await request.post()
+    rating, call, key = form.get("rating"), form.get("call"), form.get("key")
+    if rating not in {value for value, _, _ in RATINGS}:
+        raise web.HTTPBadRequest(text="Choose one of the faces to rate your call.")
+    wanted = _rating_request({"call": call or "", "key": key or ""})
+    if wanted is None:
+        raise web.HTTPBadRequest(text="This rating is not for a call we know.")
+    saved = await request.app[POOL].fetchval(
+        Q["rate_call_by_caller"],
+        uuid.UUID(wanted[0]),
+        token_digest(wanted[1]),
+        int(str(rating)),
+        authority["slug"],
+    )
+    if saved is None:
+        raise web.HTTPConflict(
+            text="This call has been rated already, or cannot be rated. Thank you all the same."
+        )
+    raise web.HTTPSeeOther(f"/call/{authority['slug']}/ended?rated=1")
 
 
 async def login_page(

@@ -249,3 +249,16 @@ FROM calls c,
 WHERE c.id = $1 AND c.state = 'answered'
   AND ($2 = 'caller' OR c.interpreter_id = $3)
 RETURNING 1;
+
+-- name: set_rating_key
+UPDATE calls SET rating_key_sha256 = $2 WHERE id = $1;
+
+-- name: rate_call_by_caller
+-- The caller's rating of an answered, ended call, once, with its key.
+INSERT INTO call_ratings (call_id, rating)
+SELECT c.id, $3 FROM calls c
+JOIN authorities a ON a.id = c.authority_id
+WHERE c.id = $1 AND a.slug = $4 AND c.state = 'ended' AND c.answered_at IS NOT NULL
+  AND c.rating_key_sha256 = $2
+ON CONFLICT (call_id) DO NOTHING
+RETURNING rating;

@@ -16,7 +16,9 @@ from .helpers import (
     FINANCE,
     WRAP_UP_COUNTDOWN,
     NewContext,
+    Server,
     SignallingLog,
+    assert_no_violations,
     join_queue,
     open_caller,
     sign_in,
@@ -62,7 +64,9 @@ async def usage_rows(new_context: NewContext) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(await response.text())))
 
 
-async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLog) -> None:
+async def test_caller_hangs_up(
+    server: Server, new_context: NewContext, signalling: SignallingLog
+) -> None:
     caller, console = await connect_call(new_context)
     call_id = await caller.evaluate("window.signvideo.callId")
     await expect(console.locator("#caller-contact")).to_have_text(
@@ -71,7 +75,9 @@ async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLo
 
     await caller.get_by_role("button", name="Hang up").click()
 
-    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=caller_hung_up$"))
+    await expect(caller).to_have_url(
+        re.compile(r"/call/demo/ended\?reason=caller_hung_up&call=[0-9a-f-]+&key=[\w-]+$")
+    )
     await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
     await expect(caller.get_by_role("link", name=re.compile("again"))).to_have_attribute(
         "href", "/call/demo"
@@ -88,6 +94,24 @@ async def test_caller_hangs_up(new_context: NewContext, signalling: SignallingLo
     await expect(console.locator("#call")).to_be_hidden()
     assert await console.evaluate("window.signvideo.pc") is None
 
+    # The caller rates the call by picture, once.
+    await assert_no_violations(caller, "the call-ended page with its rating")
+    await caller.get_by_role("radio", name="Good", exact=True).check()
+    await caller.get_by_role("button", name="Send my rating").click()
+    await expect(caller.get_by_role("status")).to_have_text("Thank you for rating your call.")
+    assert (
+        await server.execute("SELECT rating FROM call_ratings WHERE call_id = $1::uuid", call_id)
+        == 4
+    )
+    await caller.go_back()
+    await caller.get_by_role("radio", name="Very poor", exact=True).check()
+    await caller.get_by_role("button", name="Send my rating").click()
+    await expect(caller.get_by_role("heading", level=1)).to_have_text("Conflict")
+    assert (
+        await server.execute("SELECT rating FROM call_ratings WHERE call_id = $1::uuid", call_id)
+        == 4
+    )
+
     rows = await usage_rows(new_context)
     assert [row["call_id"] for row in rows] == [call_id], rows
     (row,) = rows
@@ -103,7 +127,9 @@ async def test_interpreter_hangs_up(new_context: NewContext, signalling: Signall
 
     await console.get_by_role("button", name="Hang up").click()
 
-    await expect(caller).to_have_url(re.compile(r"/call/demo/ended\?reason=interpreter_hung_up$"))
+    await expect(caller).to_have_url(
+        re.compile(r"/call/demo/ended\?reason=interpreter_hung_up&call=[0-9a-f-]+&key=[\w-]+$")
+    )
     await expect(caller.get_by_role("heading", level=1)).to_have_text("Your call has ended")
     await expect(console.get_by_role("status")).to_have_text(
         "Call ended: you hung up. Your wrap-up time has started."

@@ -85,6 +85,8 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
         "/reports/dashboard?authority=demo",
         allowed(access.REPORTS, 200, 303),
     ),
+    # Anyone may rate their call; without a choice the form is refused.
+    ("POST", "/call/{slug}/rating"): ("/call/demo/rating", dict.fromkeys(EVERYONE, 400)),
     # Anyone may check their video; an empty body is refused with the reason.
     ("POST", "/api/v1/video-check"): ("/api/v1/video-check", dict.fromkeys(EVERYONE, 400)),
     ("GET", "/api/v1/service-levels"): (

@@ -629,7 +629,13 @@
     show("ended", "Your call has ended.");
     render();
     const reason = message.reason || "";
-    window.location.assign(endedUrl + "?reason=" + encodeURIComponent(reason));
+    let url = endedUrl + "?reason=" + encodeURIComponent(reason);
+    // An answered call can be rated on the next page, once.
+    if (message.rating_key && message.call_id) {
+      url += "&call=" + encodeURIComponent(message.call_id) +
+        "&key=" + encodeURIComponent(message.rating_key);
+    }
+    window.location.assign(url);
   }
 
   // --- errors -------------------------------------------------------------------------
