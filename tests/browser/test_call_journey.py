@@ -33,6 +33,7 @@ SENDER_SETTINGS_JS = """() => {
     return {
         contentHint: sender.track.contentHint,
         degradationPreference: sender.getParameters().degradationPreference || null,
+        maxFramerate: sender.getParameters().encodings[0].maxFramerate || null,
     };
 }"""
 
@@ -44,6 +45,7 @@ async def connect_call(new_context: NewContext) -> tuple[Page, Page]:
         settings = await page.evaluate(SENDER_SETTINGS_JS)
         assert settings["contentHint"] == "motion"
         assert settings["degradationPreference"] == "maintain-framerate", settings
+        assert settings["maxFramerate"] == 30, settings
     return caller, console
 
 

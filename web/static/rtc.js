@@ -133,6 +133,12 @@
     try {
       const parameters = sender.getParameters();
       parameters.degradationPreference = "maintain-framerate";
+      // 640x480 at 30 frames a second needs about 1 Mbit/s; more buys little
+      // for signing and would crowd out the frame rate on a thin uplink.
+      for (const encoding of parameters.encodings || []) {
+        encoding.maxFramerate = 30;
+        encoding.maxBitrate = 1500000;
+      }
       await sender.setParameters(parameters);
     } catch (err) {
       // Not every browser supports this; the call works without it.
