@@ -172,6 +172,20 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds of wrap-up after a call before the next offer (0 for none)",
     ),
     Setting(
+        "handover_suggest",
+        "SIGNVIDEO_HANDOVER_SUGGEST",
+        "1200",
+        _positive_seconds,
+        "seconds of continuous interpreting after which the console suggests a handover",
+    ),
+    Setting(
+        "handover_ask",
+        "SIGNVIDEO_HANDOVER_ASK",
+        "2400",
+        _positive_seconds,
+        "seconds of continuous interpreting after which the console asks for a handover",
+    ),
+    Setting(
         "short_abandon",
         "SIGNVIDEO_SHORT_ABANDON",
         "6",
@@ -280,6 +294,8 @@ class Config:
     max_missed_offers: int = 2
     wrap_up: float = 30.0
     short_abandon: float = 6.0
+    handover_suggest: float = 1200.0
+    handover_ask: float = 2400.0
     console_lease: float = 15.0
     caller_grace: float = 60.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)

@@ -437,6 +437,7 @@ def interpreter_peer(call: asyncpg.Record) -> dict[str, Any]:
         "contact": call["caller_contact"],
         "cost_centre": call["cost_centre"],
         "cost_centres": call["cost_centres"],
+        "answered_at": None if call["answered_at"] is None else call["answered_at"].isoformat(),
     }
 
 

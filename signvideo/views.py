@@ -273,7 +273,16 @@ async def logout(request: web.Request) -> web.Response:
 
 async def console(request: web.Request) -> web.Response:
     await access.require_page(request, access.CONSOLE)
-    return await render(request, "console.html", {"ice_servers": request.app[CONFIG].ice_servers})
+    config = request.app[CONFIG]
+    return await render(
+        request,
+        "console.html",
+        {
+            "ice_servers": config.ice_servers,
+            "handover_suggest": config.handover_suggest,
+            "handover_ask": config.handover_ask,
+        },
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -187,7 +187,7 @@ FROM calls c WHERE c.id = $1;
 -- name: authority_of_call
 -- The call's authority, the caller's contact if they left one, and the
 -- cost centre chosen with those the interpreter may choose from.
-SELECT a.slug, a.name, c.caller_contact, c.cost_centre,
+SELECT a.slug, a.name, c.caller_contact, c.cost_centre, c.answered_at,
        cost_centres_offered(c.authority_id) AS cost_centres
 FROM calls c JOIN authorities a ON a.id = c.authority_id
 WHERE c.id = $1;
@@ -195,7 +195,7 @@ WHERE c.id = $1;
 -- name: call_resend
 -- What a reconnected console is sent again: its call's state, the offer as
 -- it stands (migration 0005), and the authority.
-SELECT c.state, a.slug, c.caller_contact, c.cost_centre,
+SELECT c.state, a.slug, c.caller_contact, c.cost_centre, c.answered_at,
        cost_centres_offered(c.authority_id) AS cost_centres,
        offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
                      extract(epoch FROM c.offer_expires_at - now())::float8) AS offer

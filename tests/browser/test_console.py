@@ -232,3 +232,18 @@ async def test_a_call_moves_to_a_second_console_window_with_its_video(
     )
     await expect(second.locator("#state")).to_have_text("Wrap-up after your call")
     assert signalling.errors == []
+
+
+@pytest.mark.server_env(SIGNVIDEO_HANDOVER_SUGGEST="2", SIGNVIDEO_HANDOVER_ASK="5")
+async def test_long_interpreting_suggests_then_asks_for_a_handover(
+    new_context: NewContext,
+) -> None:
+    """Thresholds of 2 and 5 seconds stand in for 20 and 40 minutes."""
+    _, console = await connect_call(new_context)
+    await expect(console.locator("#interpreting-time")).to_have_text("Interpreting for 0 minutes")
+    handover = console.locator("#handover")
+    await expect(handover).to_contain_text("Think about a handover")
+    await expect(handover).to_have_attribute("data-level", "suggest")
+    await assert_no_violations(console, "console suggesting a handover")
+    await expect(handover).to_contain_text("Please hand over to a colleague now")
+    await expect(handover).to_have_attribute("data-level", "ask")

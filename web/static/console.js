@@ -8,6 +8,11 @@
   const rtc = window.signvideoRtc;
   const main = document.getElementById("main-content");
   const pageIceServers = rtc.readIceServers(main);
+  // Interpreter fatigue: suggest a handover after this many seconds of
+  // continuous interpreting, and ask for one after that many.
+  const HANDOVER_SUGGEST_S = Number(main.dataset.handoverSuggest) || 1200;
+  const HANDOVER_ASK_S = Number(main.dataset.handoverAsk) || 2400;
+  let interpretingTimer = null;
   const baseTitle = document.title;
 
   const el = {
@@ -400,6 +405,7 @@
       icePolicy: icePolicy, peer: null, localStream: null,
     };
     call = thisCall;
+    startInterpretingTimer(thisCall, message.peer && message.peer.answered_at);
     text.reset();
     document.getElementById("rtt").hidden = false;
     rtc.guardLeaving(true);
@@ -540,8 +546,40 @@
     signalling.send("hangup", { call_id: call.callId });
   }
 
+  /* Continuous interpreting time, from the answer, and the handover prompts. */
+  function startInterpretingTimer(thisCall, answeredAt) {
+    const since = Date.parse(answeredAt || "");
+    const start = Number.isNaN(since) ? Date.now() : Math.min(since, Date.now());
+    const timeEl = document.getElementById("interpreting-time");
+    const handoverEl = document.getElementById("handover");
+    window.clearInterval(interpretingTimer);
+    function tick() {
+      if (call !== thisCall) { window.clearInterval(interpretingTimer); return; }
+      const seconds = Math.floor((Date.now() - start) / 1000);
+      const minutes = Math.floor(seconds / 60);
+      timeEl.textContent = "Interpreting for " + minutes + (minutes === 1 ? " minute" : " minutes");
+      let words = "";
+      let level = "";
+      if (seconds >= HANDOVER_ASK_S) {
+        level = "ask";
+        words = "You have been interpreting for " + minutes + " minutes. Please hand over " +
+          "to a colleague now: ask your supervisor for one.";
+      } else if (seconds >= HANDOVER_SUGGEST_S) {
+        level = "suggest";
+        words = "You have been interpreting for " + minutes + " minutes. Think about a " +
+          "handover: a fresh interpreter makes fewer mistakes.";
+      }
+      if (handoverEl.textContent !== words) handoverEl.textContent = words;
+      handoverEl.hidden = !words;
+      handoverEl.dataset.level = level;
+    }
+    tick();
+    interpretingTimer = window.setInterval(tick, 1000);
+  }
+
   function closeCall() {
     if (!call) return;
+    window.clearInterval(interpretingTimer);
     text.detach();
     showQuality(null);
     if (call.peer) {
