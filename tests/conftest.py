@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from signvideo.db import migrate, start_embedded
+from tests.turn_server import Turn, running_turn
 
 TEMPLATE_DB = "signvideo_test_template"
 
@@ -85,3 +86,10 @@ async def database_url(postgres_server_url: str, template_database: str) -> Asyn
         await con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await con.close()
+
+
+@pytest.fixture
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
+    """A real coturn for this test, checking TURN REST credentials."""
+    with running_turn(tmp_path_factory.mktemp("turn")) as server:
+        yield server

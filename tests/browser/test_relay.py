@@ -4,11 +4,9 @@ goes through a real coturn started here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.turn_server import Turn, running_turn
+from tests.turn_server import Turn
 
 from .helpers import NewContext, connect_call
 
@@ -26,12 +24,6 @@ async () => {
             stats.get(pair.remoteCandidateId).candidateType];
 }
 """
-
-
-@pytest.fixture
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
-    with running_turn(tmp_path_factory.mktemp("turn")) as server:
-        yield server
 
 
 @pytest.fixture

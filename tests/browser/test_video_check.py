@@ -7,20 +7,13 @@ does not offer as a candidate)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import expect
 
-from tests.turn_server import Turn, running_turn
+from tests.turn_server import Turn
 
 from .helpers import NewContext, assert_no_violations, open_caller
-
-
-@pytest.fixture
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
-    with running_turn(tmp_path_factory.mktemp("turn")) as server:
-        yield server
 
 
 @pytest.fixture

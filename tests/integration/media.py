@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+from aiohttp.test_utils import TestClient
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -16,7 +19,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from tests.integration.conftest import Peer
+from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
 
 
 def remote_track(pc: RTCPeerConnection) -> asyncio.Future[MediaStreamTrack]:
@@ -117,3 +120,25 @@ async def negotiate(
         await media.close()
         raise
     return media
+
+
+async def answered_call(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Callable[[], Awaitable[Peer]],
+    open_console: Callable[[str], Awaitable[Peer]],
+) -> tuple[Peer, Peer, str, dict[str, Any], dict[str, Any]]:
+    """An interpreter's console and a caller, the call offered and accepted:
+    (console, caller, call id, the console's and the caller's `connected`)."""
+    await add_interpreter(pool, "ann@example.org")
+    console = await open_console(await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD))
+    caller = await open_caller()
+    await caller.send(type="join", authority="demo")
+    call_id: str = (await caller.expect("queued"))["call_id"]
+    await console.send(type="set_availability", available=True)
+    offer = await console.expect("offer")
+    assert offer["call_id"] == call_id
+    await console.send(type="accept", call_id=call_id)
+    at_console = await console.expect("connected", role="interpreter")
+    at_caller = await caller.expect("connected", role="caller")
+    return console, caller, call_id, at_console, at_caller

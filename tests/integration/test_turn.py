@@ -8,8 +8,7 @@ import dataclasses
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -19,17 +18,11 @@ from aiortc import RTCPeerConnection, VideoStreamTrack
 
 from signvideo import turn
 from signvideo.config import Config
-from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
-from tests.integration.media import configuration, negotiate
-from tests.turn_server import Turn, running_turn
+from tests.integration.conftest import Peer
+from tests.integration.media import answered_call, configuration, negotiate
+from tests.turn_server import Turn
 
 pytestmark = pytest.mark.webrtc
-
-
-@pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[Turn]:
-    with running_turn(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
@@ -62,16 +55,9 @@ async def test_a_relay_only_call_through_coturn(
     open_caller: Callable[[], Awaitable[Peer]],
     open_console: Callable[[str], Awaitable[Peer]],
 ) -> None:
-    await add_interpreter(pool, "ann@example.org")
-    console = await open_console(await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD))
-    caller = await open_caller()
-    await caller.send(type="join", authority="demo")
-    call_id = (await caller.expect("queued"))["call_id"]
-    await console.send(type="set_availability", available=True)
-    await console.expect("offer")
-    await console.send(type="accept", call_id=call_id)
-    at_console = await console.expect("connected", role="interpreter")
-    at_caller = await caller.expect("connected", role="caller")
+    console, caller, call_id, at_console, at_caller = await answered_call(
+        client, pool, open_caller, open_console
+    )
     for connected in (at_console, at_caller):
         assert connected["ice_transport_policy"] == "relay"
         stun, relay = connected["ice_servers"]

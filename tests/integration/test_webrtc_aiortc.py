@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.conftest import INTERPRETER_PASSWORD, Peer, add_interpreter, sign_in
-from tests.integration.media import negotiate
+from tests.integration.conftest import Peer
+from tests.integration.media import answered_call, negotiate
 
 pytestmark = pytest.mark.webrtc
 
@@ -22,17 +22,7 @@ async def test_caller_and_interpreter_exchange_video(
     open_caller: Callable[[], Awaitable[Peer]],
     open_console: Callable[[str], Awaitable[Peer]],
 ) -> None:
-    await add_interpreter(pool, "ann@example.org")
-    console = await open_console(await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD))
-    caller = await open_caller()
-    await caller.send(type="join", authority="demo")
-    call_id = (await caller.expect("queued"))["call_id"]
-    await console.send(type="set_availability", available=True)
-    offer = await console.expect("offer")
-    assert offer["call_id"] == call_id
-    await console.send(type="accept", call_id=call_id)
-    await console.expect("connected", role="interpreter")
-    await caller.expect("connected", role="caller")
+    console, caller, call_id, _, _ = await answered_call(client, pool, open_caller, open_console)
 
     media = await negotiate(console, caller, call_id)
     try:
