@@ -17,7 +17,7 @@ from aiohttp import web
 
 from signvideo import auth
 from signvideo.auth import User
-from signvideo.db import authority_scope
+from signvideo.db import Q, authority_scope
 from signvideo.keys import POOL
 
 OPERATOR_ADMIN = "operator_admin"
@@ -132,3 +132,40 @@ async def reading_for(
         if authority_id is not None:
             await authority_scope(con, authority_id)
         yield con
+
+
+async def visible_authorities(request: web.Request, user: User) -> list[asyncpg.Record]:
+    """The authorities `user` may see, by name (the database decides)."""
+    async with reading_as(request, user) as con:
+        rows: list[asyncpg.Record] = await con.fetch(Q["authorities_listed"])
+    return rows
+
+
+class AuthorityRefused(Exception):
+    """An authority this person may not see (403), or none by that name (404)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def http(self) -> web.HTTPException:
+        return (
+            web.HTTPForbidden(text=str(self))
+            if self.status == 403
+            else web.HTTPNotFound(text=str(self))
+        )
+
+
+async def visible_authority(
+    request: web.Request, user: User, slug: str, what: str
+) -> asyncpg.Record:
+    """The authority called `slug` if `user` may see it (the database
+    decides); AuthorityRefused says which of 403 and 404, `what` naming what
+    they were after, like "invoices"."""
+    async with reading_as(request, user) as con:
+        row: asyncpg.Record | None = await con.fetchrow(Q["authority_by_slug"], slug)
+    if row is not None:
+        return row
+    if await request.app[POOL].fetchrow(Q["authority_by_slug"], slug):
+        raise AuthorityRefused(f"Your account cannot see that authority's {what}.", 403)
+    raise AuthorityRefused(f"There is no authority called {slug[:63]!r}.", 404)

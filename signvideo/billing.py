@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import datetime as dt
-import decimal
+import itertools
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -159,6 +159,11 @@ def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
+def next_month(month: dt.date) -> dt.date:
+    """The first day of the month after the one `month` is in."""
+    return (month.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
 def rate_call(call: CallTimes, cards: Sequence[RateCard], zone: dt.tzinfo, nation: str) -> Rating:
     """Rate one ended call. The card in force on the local date it was
     answered, and the band at that moment, price the whole call; billable
@@ -189,16 +194,6 @@ def rate_call(call: CallTimes, cards: Sequence[RateCard], zone: dt.tzinfo, natio
         card.id, band, rate, increment, minimum, billable, charged_seconds, pence,
         card.vat_basis_points, zero, call.answered_at, billing_month,
     )  # fmt: skip
-
-
-def vat_pence(net_pence: int, vat_basis_points: int) -> int:
-    """VAT on a line, to the nearest penny, halves away from zero (as the
-    ledger's trigger works it out)."""
-    return int(
-        (decimal.Decimal(net_pence) * vat_basis_points / 10000).quantize(
-            decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP
-        )
-    )
 
 
 async def rate_ended_call(con: asyncpg.Connection, call_id: uuid.UUID) -> bool:
@@ -249,13 +244,17 @@ def line_values(rating: Rating) -> tuple[Any, ...]:
 
 
 RATE_CATCH_UP_SECONDS = 60
+SHORT_LOOK_BACK = 3600.0
+LONG_LOOK_BACK = 35 * 86400.0
 
 
-async def rate_unrated(pool: asyncpg.Pool, limit: int = 1000) -> int:
-    """Rate recently ended calls that have no ledger line (their rating
-    failed when they ended); returns how many were rated."""
+async def rate_unrated(
+    pool: asyncpg.Pool, within_seconds: float = LONG_LOOK_BACK, limit: int = 1000
+) -> int:
+    """Rate calls ended within `within_seconds` that have no ledger line
+    (their rating failed when they ended); returns how many were rated."""
     rated = 0
-    for row in await pool.fetch(Q["unrated_calls"], limit):
+    for row in await pool.fetch(Q["unrated_calls"], limit, within_seconds):
         try:
             async with pool.acquire() as con, con.transaction():
                 rated += await rate_ended_call(con, row["id"])
@@ -267,9 +266,12 @@ async def rate_unrated(pool: asyncpg.Pool, limit: int = 1000) -> int:
 
 
 async def rate_forever(pool: asyncpg.Pool) -> None:
-    while True:
+    """Every minute, the calls of the last hour (a cheap look at a few index
+    entries); once an hour, those of the last 35 days."""
+    for round_number in itertools.count(1):
         await asyncio.sleep(RATE_CATCH_UP_SECONDS)
+        long_look = round_number % 60 == 0
         try:
-            await rate_unrated(pool)
+            await rate_unrated(pool, LONG_LOOK_BACK if long_look else SHORT_LOOK_BACK)
         except (OSError, asyncpg.PostgresError) as err:
             log.warning("could not look for unrated calls (%s); will try again", err)

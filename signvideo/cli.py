@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import sys
 from typing import Any
 
@@ -110,7 +112,10 @@ async def _export(dsn: str, args: argparse.Namespace) -> str:
                     total=total, unit=" lines", file=sys.stderr, desc=sel.filename(args.format)
                 )
             target = args.output or "standard output"
-            sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+            # A file appears whole or not at all: a half-written export must
+            # never be taken for a month's usage.
+            partial = f"{args.output}.part" if args.output else None
+            sink = open(partial, "wb") if partial else sys.stdout.buffer  # noqa: SIM115
             try:
 
                 async def write(data: bytes) -> None:
@@ -118,11 +123,16 @@ async def _export(dsn: str, args: argparse.Namespace) -> str:
 
                 await exports.export(con, sel, args.format, write, bar.update if bar else None)
                 sink.flush()
+                if partial:
+                    sink.close()
+                    os.replace(partial, args.output)
             finally:
                 if bar is not None:
                     bar.close()
-                if args.output:
+                if partial:
                     sink.close()
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(partial)
         await audit.record(
             con,
             None,

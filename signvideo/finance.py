@@ -19,13 +19,6 @@ from signvideo.views import render
 EXPORT_COLUMNS = exports.COLUMN_NOTES
 
 
-async def _authorities(request: web.Request, user: auth.User) -> list[Any]:
-    """The authorities whose usage `user` may see (the database decides)."""
-    async with access.reading_as(request, user) as con:
-        rows: list[Any] = await con.fetch(Q["authorities_listed"])
-    return rows
-
-
 def _last_month(today: dt.date) -> str:
     return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
 
@@ -48,7 +41,7 @@ async def finance_page(request: web.Request) -> web.Response:
         request,
         "finance.html",
         {
-            "authorities": await _authorities(request, user),
+            "authorities": await access.visible_authorities(request, user),
             "error": None,
             "columns": EXPORT_COLUMNS,
             **_page_defaults(request.query),
@@ -89,7 +82,7 @@ def _period_query(query: Mapping[str, str]) -> dict[str, str]:
 
 async def usage_download(request: web.Request) -> web.StreamResponse:
     user = await access.require_page(request, access.FINANCE)
-    allowed = await _authorities(request, user)
+    allowed = await access.visible_authorities(request, user)
     query = request.query
     slug = query.get("authority", "")
 
@@ -109,11 +102,10 @@ async def usage_download(request: web.Request) -> web.StreamResponse:
 
     if not slug:
         return await refuse("Choose an authority.", 400)
-    authority = next((a for a in allowed if a["slug"] == slug), None)
-    if authority is None:
-        if await request.app[POOL].fetchrow(Q["authority_by_slug"], slug):
-            return await refuse("Your account cannot see that authority's usage.", 403)
-        return await refuse(f"There is no authority called {slug[:63]!r}.", 404)
+    try:
+        authority = await access.visible_authority(request, user, slug, "usage")
+    except access.AuthorityRefused as refused:
+        return await refuse(str(refused), refused.status)
     try:
         fmt = exports.parse_format(query.get("format"))
         sel = exports.selection(authority, _period_query(query))
@@ -196,7 +188,7 @@ async def _token_list(request: web.Request, user: auth.User) -> list[asyncpg.Rec
 async def tokens_page(request: web.Request) -> web.Response:
     """List the tokens this person may see; make one; the new one is shown once."""
     user = await access.require_page(request, access.FINANCE)
-    authorities = await _authorities(request, user)
+    authorities = await access.visible_authorities(request, user)
     fields = await _token_fields(authorities)
     status, made = 200, None
     form = forms.Form(

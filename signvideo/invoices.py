@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from signvideo import access, audit, auth, exports, forms, hours
+from signvideo import access, audit, auth, billing, exports, forms, hours
 from signvideo.db import Q
 from signvideo.forms import Field
 from signvideo.keys import POOL
@@ -40,10 +40,6 @@ class InvoiceError(ValueError):
 def local_month(time_zone: str, now: dt.datetime | None = None) -> dt.date:
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(hours.zone(time_zone))
     return moment.date().replace(day=1)
-
-
-def next_month(month: dt.date) -> dt.date:
-    return (month + dt.timedelta(days=32)).replace(day=1)
 
 
 def describe(row: Mapping[str, Any]) -> str:
@@ -95,7 +91,7 @@ async def lines_of(con: asyncpg.Connection, authority_id: int, month: dt.date) -
 
 
 async def issue(
-    pool: asyncpg.Pool, authority_id: int, month: dt.date, user: auth.User | None
+    pool: asyncpg.Pool, authority_id: int, month: dt.date, user: auth.User
 ) -> asyncpg.Record:
     """Close the month and issue its invoice; InvoiceError says why not."""
     async with pool.acquire() as con, con.transaction():
@@ -135,7 +131,7 @@ async def issue(
             Q["insert_invoice"],
             authority_id,
             month,
-            None if user is None else user.id,
+            user.id,
             content["net_pence"],
             content["vat_pence"],
             content,
@@ -145,7 +141,6 @@ async def issue(
             None,
             "invoice.issue",
             user=user,
-            actor=None if user else "command line",
             authority_id=authority_id,
             detail={
                 "month": month.isoformat(),
@@ -169,7 +164,11 @@ async def credit(
     if amount_pence <= 0:
         raise InvoiceError("A credit must be at least 1p.")
     async with pool.acquire() as con, con.transaction():
-        authority = await con.fetchrow(Q["authority_for_close"], authority_id)
+        # Not locked: the ledger's own trigger puts the line in an open month
+        # and makes credits for one line take turns (migration 0012).
+        authority = await con.fetchrow(Q["authority_by_id"], authority_id)
+        if authority is None:
+            raise InvoiceError("There is no such authority.")
         month = local_month(authority["time_zone"])
         call_id, vat_basis_points = None, None
         if line_id is not None:
@@ -194,18 +193,28 @@ async def credit(
                     "credit a line instead, or add a rate card."
                 )
             vat_basis_points = card["vat_basis_points"]
-        row: asyncpg.Record = await con.fetchrow(
-            Q["insert_credit"],
-            authority_id,
-            call_id,
-            month,
-            -amount_pence,
-            vat_basis_points,
-            line_id,
-            reason,
-            user.id,
-            user.display_name,
-        )
+        try:
+            async with con.transaction():
+                row: asyncpg.Record = await con.fetchrow(
+                    Q["insert_credit"],
+                    authority_id,
+                    call_id,
+                    month,
+                    -amount_pence,
+                    vat_basis_points,
+                    line_id,
+                    reason,
+                    user.id,
+                    user.display_name,
+                )
+        except asyncpg.CheckViolationError as err:
+            if "would exceed" not in str(err):
+                raise InvoiceError(f"The credit was refused: {err}.") from None
+            # Another credit for the same line was given a moment ago.
+            raise InvoiceError(
+                f"Line {line_id} has less left to credit than {amount_pence}p now: it was "
+                "credited a moment ago. Look at it again."
+            ) from None
         await audit.record(
             con,
             None,
@@ -249,14 +258,10 @@ CREDIT_FIELDS = (
 
 
 async def _authority(request: web.Request, user: auth.User, slug: str) -> asyncpg.Record:
-    """The authority, if this person may see it (the database decides)."""
-    async with access.reading_as(request, user) as con:
-        row = await con.fetchrow(Q["authority_by_slug"], slug)
-    if row is None:
-        if await request.app[POOL].fetchrow(Q["authority_by_slug"], slug):
-            raise web.HTTPForbidden(text="Your account cannot see that authority's invoices.")
-        raise web.HTTPNotFound(text=f"There is no authority called {slug[:63]!r}.")
-    return row
+    try:
+        return await access.visible_authority(request, user, slug, "invoices")
+    except access.AuthorityRefused as refused:
+        raise refused.http() from None
 
 
 def _month(request: web.Request) -> dt.date:
@@ -278,7 +283,7 @@ async def invoices_page(request: web.Request) -> web.Response:
     months = set(totals)
     while due is not None and due <= this_month:
         months.add(due)
-        due = next_month(due)
+        due = billing.next_month(due)
     open_months = [(month, totals.get(month)) for month in sorted(months, reverse=True)]
     return await render(
         request,

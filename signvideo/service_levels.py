@@ -26,9 +26,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from signvideo import access, auth, exports, hours
+from signvideo import access, auth, billing, exports, hours
 from signvideo.db import Q
-from signvideo.keys import CONFIG, POOL
+from signvideo.keys import CONFIG
 from signvideo.views import render
 
 # Times of reports across authorities are each call's own local time; their
@@ -120,9 +120,9 @@ async def report(
 ) -> tuple[list[Figures], Figures]:
     """(a row per interval, day or month; the whole range)."""
     rows = await con.fetch(Q["service_levels"], authority_id, start, end, by, short_abandon)
-    whole = await con.fetch(Q["service_levels"], authority_id, start, end, "all", short_abandon)
-    total = _figures(whole[0]) if whole else Figures(None, 0, 0, 0, 0, 0, None, None, None, None)
-    return [_figures(row) for row in rows], total
+    # The grand total comes last; with no calls at all it is the only row.
+    *periods, total = rows
+    return [_figures(row) for row in periods], _figures(total)
 
 
 @dataclass(frozen=True)
@@ -148,14 +148,10 @@ async def read_request(request: web.Request, user: auth.User, query: Mapping[str
     slug = query.get("authority", "all") or "all"
     authority = None
     if slug != "all":
-        async with access.reading_as(request, user) as con:
-            authority = await con.fetchrow(Q["authority_by_slug"], slug)
-        if authority is None:
-            if await request.app[POOL].fetchrow(Q["authority_by_slug"], slug):
-                raise ReportError(
-                    "Your account cannot see that authority's reports.", "authority", 403
-                )
-            raise ReportError(f"There is no authority called {slug[:63]!r}.", "authority", 404)
+        try:
+            authority = await access.visible_authority(request, user, slug, "reports")
+        except access.AuthorityRefused as refused:
+            raise ReportError(str(refused), "authority", refused.status) from None
     elif access.authority_of(user) is not None:
         raise ReportError("Your account sees one authority's reports: choose it.", "authority", 403)
     by = query.get("by", "day")
@@ -186,15 +182,9 @@ async def _run(
         return await report(con, authority_id, start, end, wanted.by, short)
 
 
-async def _authorities(request: web.Request, user: auth.User) -> list[Any]:
-    async with access.reading_as(request, user) as con:
-        rows: list[Any] = await con.fetch(Q["authorities_listed"])
-    return rows
-
-
 async def report_page(request: web.Request) -> web.Response:
     user = await access.require_page(request, access.REPORTS)
-    authorities = await _authorities(request, user)
+    authorities = await access.visible_authorities(request, user)
     query = dict(request.query)
     if "authority" not in query and len(authorities) == 1:
         query["authority"] = authorities[0]["slug"]
@@ -291,7 +281,7 @@ def bar_chart(
 
 async def dashboard_page(request: web.Request) -> web.Response:
     user = await access.require_page(request, access.REPORTS)
-    authorities = await _authorities(request, user)
+    authorities = await access.visible_authorities(request, user)
     slug = request.query.get("authority") or (authorities[0]["slug"] if authorities else "")
     try:
         month = exports.parse_month(request.query.get("month") or dt.date.today().strftime("%Y-%m"))
@@ -306,7 +296,7 @@ async def dashboard_page(request: web.Request) -> web.Response:
             else "There are no authorities set up yet, so there is nothing to show."
         )
     authority = wanted.authority
-    last_day = (month + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    last_day = billing.next_month(month) - dt.timedelta(days=1)
     start, end = local_range(month, last_day, authority["time_zone"])
     short = request.app[CONFIG].short_abandon
     async with access.reading_as(request, user) as con:

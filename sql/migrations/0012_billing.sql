@@ -146,6 +146,13 @@ CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
 -- Every line lands in an open month, and a credit never takes back more than
 -- its line charged. The authority's row is share-locked first, so a line
 -- written while its month is being closed waits and then moves on.
+-- VAT on a line, to the nearest penny, halves away from zero, so that a
+-- full credit cancels its charge's VAT to the penny.
+CREATE FUNCTION vat_on(net_pence bigint, vat_basis_points integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT round(net_pence::numeric * vat_basis_points / 10000)::bigint
+$$;
+
 CREATE FUNCTION ledger_line_checks() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     credited bigint;
@@ -156,7 +163,7 @@ BEGIN
                   WHERE authority_id = NEW.authority_id AND month = NEW.billing_month) LOOP
         NEW.billing_month := (NEW.billing_month + interval '1 month')::date;
     END LOOP;
-    NEW.vat_pence := round(NEW.net_pence::numeric * NEW.vat_basis_points / 10000);
+    NEW.vat_pence := vat_on(NEW.net_pence, NEW.vat_basis_points);
     IF NEW.credit_for IS NOT NULL THEN
         -- FOR UPDATE: two credits for one line at once take turns, and the
         -- second sees the first's amount below.

@@ -98,10 +98,10 @@ WHERE authority_id = $1
 SELECT id, slug, name, time_zone FROM authorities ORDER BY name;
 
 -- name: unrated_calls
--- Calls ended in the last 35 days with no ledger line: a rating that failed
--- is tried again (the call's end stands either way).
+-- Calls ended in the last $2 seconds with no ledger line: a rating that
+-- failed is tried again (the call's end stands either way).
 SELECT c.id FROM calls c
-WHERE c.state = 'ended' AND c.ended_at > now() - interval '35 days'
+WHERE c.state = 'ended' AND c.ended_at > now() - make_interval(secs => $2)
   AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.call_id = c.id AND l.kind = 'call')
 ORDER BY c.ended_at DESC
 LIMIT $1;

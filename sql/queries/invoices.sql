@@ -88,3 +88,6 @@ INSERT INTO ledger (authority_id, kind, call_id, billing_month, service_at, net_
                     vat_basis_points, credit_for, reason, author_id, author_name)
 VALUES ($1, 'credit', $2, $3, now(), $4, $5, $6, $7, $8, $9)
 RETURNING id, billing_month;
+
+-- name: authority_by_id
+SELECT id, slug, name, time_zone FROM authorities WHERE id = $1;

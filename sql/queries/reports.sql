@@ -32,7 +32,7 @@ b AS (
            END AS bucket, *
     FROM c
 )
-SELECT bucket,
+SELECT bucket, grouping(bucket) = 1 AS total,
        count(*) AS offered,
        count(answered_at) AS answered,
        count(*) FILTER (WHERE answered_at <= deadline_at) AS answered_in_window,
@@ -45,8 +45,8 @@ SELECT bucket,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY wait) FILTER (WHERE NOT short_abandon)
            AS p99_wait_seconds
 FROM b
-GROUP BY bucket
-ORDER BY bucket;
+GROUP BY GROUPING SETS ((bucket), ())
+ORDER BY total, bucket;
 
 -- name: minutes_by_day
 -- Charged minutes and charges by local day of answer, for one authority.

@@ -145,6 +145,7 @@ async def test_export_writes_a_month_to_a_file(
     result = await asyncio.to_thread(run, args, env)
     assert result.returncode == 0, result.stderr
     assert "Wrote 2 lines for demo" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["november.csv"]  # no .part left
     rows = list(csv.DictReader(io.StringIO(target.read_text(), newline="")))
     assert [r["net_pence"] for r in rows] == ["300", "0"]
     # JSON to standard output, and an XLSX file.

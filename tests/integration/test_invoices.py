@@ -59,6 +59,23 @@ async def november(pool: asyncpg.Pool) -> dict[str, Any]:
     return {"calls": calls, "line": line}
 
 
+@pytest.mark.parametrize(
+    ("net", "basis_points", "vat"),
+    [
+        (150, 2000, 30),
+        (153, 2000, 31),  # 30.6
+        (-153, 2000, -31),  # a full credit cancels its charge's VAT
+        (100, 1750, 18),  # 17.5: half away from zero
+        (-100, 1750, -18),
+        (102, 500, 5),  # 5.1
+        (0, 2000, 0),
+    ],
+)
+async def test_vat_per_line(pool: asyncpg.Pool, net: int, basis_points: int, vat: int) -> None:
+    """The ledger's own rounding (vat_on, which its trigger uses)."""
+    assert await pool.fetchval("SELECT vat_on($1, $2)", net, basis_points) == vat
+
+
 async def test_a_months_export_adds_up_to_its_invoice_to_the_penny(
     client: TestClient[Any, Any], pool: asyncpg.Pool, seeded: None
 ) -> None:

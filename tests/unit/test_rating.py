@@ -20,7 +20,6 @@ from signvideo.billing import (
     card_in_force,
     charge,
     rate_call,
-    vat_pence,
     whole_seconds,
 )
 
@@ -242,22 +241,6 @@ def test_card_in_force_takes_the_latest_started() -> None:
     assert card_in_force(cards, dt.date(2026, 1, 1)) is STANDARD
     assert card_in_force(cards, dt.date(2026, 3, 31)) is STANDARD
     assert card_in_force(cards, dt.date(2026, 4, 1)) is APRIL_RISE
-
-
-@pytest.mark.parametrize(
-    ("net", "basis_points", "vat"),
-    [
-        (150, 2000, 30),
-        (153, 2000, 31),  # 30.6
-        (-153, 2000, -31),  # a full credit cancels its charge's VAT
-        (100, 1750, 18),  # 17.5: half away from zero
-        (-100, 1750, -18),
-        (102, 500, 5),  # 5.1
-        (0, 2000, 0),
-    ],
-)
-def test_vat_per_line(net: int, basis_points: int, vat: int) -> None:
-    assert vat_pence(net, basis_points) == vat
 
 
 def test_whole_seconds_and_charge_refuse_nonsense() -> None:

@@ -287,7 +287,6 @@
     let channel = null;
     let sent = [];          // code points of one's own text as the other side has it
     let lines = [""];       // the other side's text, line by line
-    let lastHeard = 0;
 
     function setOpen(open) {
       elements.input.disabled = !open;
@@ -323,7 +322,6 @@
           lines[lines.length - 1] += ch;
         }
       }
-      lastHeard = Date.now();
       render();
       if (elements.onReceived) elements.onReceived();
     }
@@ -376,9 +374,6 @@
         setOpen(false);
         render();
       },
-      heardWithin: function (ms) { return Date.now() - lastHeard < ms; },
-      /* For tests: what the other side's text reads. */
-      theirs: function () { return lines.join("\n"); },
     };
   }
 
