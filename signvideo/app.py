@@ -22,6 +22,7 @@ from signvideo import (
     billing,
     csrf,
     finance,
+    guests,
     invoices,
     limits,
     oidc,
@@ -250,7 +251,7 @@ def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    camera = request.path.startswith(("/call/", "/console"))
+    camera = request.path.startswith(("/call/", "/console", "/guest/"))
     headers.setdefault(
         "Permissions-Policy",
         "camera=(self), microphone=(self)" if camera else "camera=(), microphone=()",
@@ -344,6 +345,8 @@ def create_app(config: Config) -> web.Application:
             web.post("/finance/invoices/{slug}/{month}/credits", invoices.credit_add),
             web.get("/ws/caller", signaling.caller_socket),
             web.get("/ws/console", signaling.console_socket),
+            web.get("/ws/guest", signaling.guest_socket),
+            web.get("/guest/{token}", guests.guest_page),
             web.get("/api/openapi.json", openapi.document),
             web.get("/api/v1/queues", api.queues),
             web.get("/api/v1/authorities/{slug}/availability", api.availability),

@@ -208,6 +208,13 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a caller whose connection dropped keeps their place or call",
     ),
     Setting(
+        "guest_link_ttl",
+        "SIGNVIDEO_GUEST_LINK_TTL",
+        "900",
+        _positive_seconds,
+        "seconds an interpreter's invitation link for a hearing person works, if unused",
+    ),
+    Setting(
         "ice_servers",
         "SIGNVIDEO_ICE_SERVERS",
         "",
@@ -298,6 +305,7 @@ class Config:
     handover_ask: float = 2400.0
     console_lease: float = 15.0
     caller_grace: float = 60.0
+    guest_link_ttl: float = 900.0
     ice_servers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None

@@ -35,5 +35,5 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
-        for kind in ("caller", "console"):
+        for kind in ("caller", "console", "guest"):
             self.websockets_open.labels(kind)

@@ -49,6 +49,25 @@ async def _mark_process_gone(con: asyncpg.Connection, process_id: uuid.UUID, at:
         if row["state"] == "offered":
             await _withdraw_for_absent_caller(con, row["id"])
     await con.fetch(Q["consoles_of_process_gone"], process_id, at)
+    for row in await con.fetch(Q["guests_of_process_gone"], process_id, at):
+        await guest_away(con, row["call_id"], row["id"], "disconnected")
+
+
+async def guest_away(
+    con: asyncpg.Connection, call_id: uuid.UUID, guest_id: int, reason: str
+) -> None:
+    """Tell the caller and the interpreter that the call's guest has gone
+    (left, removed, or their connection dropped)."""
+    interpreter_id = await con.fetchval(Q["call_interpreter_id"], call_id)
+    message = {
+        "type": "party_left",
+        "call_id": str(call_id),
+        "party": routing.guest_key(guest_id),
+        "reason": reason,
+    }
+    await routing.post(con, routing.caller_key(call_id), message)
+    if interpreter_id is not None:
+        await routing.post(con, routing.interpreter_key(interpreter_id), message)
 
 
 async def _withdraw_for_absent_caller(con: asyncpg.Connection, call_id: uuid.UUID) -> None:
@@ -86,11 +105,11 @@ async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -
         await con.execute(Q["caller_back"], call["id"], process_id)
         await routing.event(con, call["id"], "caller_resumed", "caller", call["interpreter_id"])
         if call["state"] == "answered":
-            await routing.post(
-                con,
-                routing.interpreter_key(call["interpreter_id"]),
-                {"type": "peer_resumed", "call_id": str(call["id"])},
-            )
+            # The others make new WebRTC offers to the caller.
+            back = {"type": "peer_resumed", "call_id": str(call["id"]), "party": "caller"}
+            await routing.post(con, routing.interpreter_key(call["interpreter_id"]), back)
+            for guest in await con.fetch(Q["guests_present"], call["id"]):
+                await routing.post(con, routing.guest_key(guest["id"]), back)
         await con.execute(Q["notify_queue_changed"])
     return Resumed(call["id"], call["state"], call["slug"], call["interpreter_id"])
 
@@ -118,6 +137,7 @@ async def sweep(pool: asyncpg.Pool, config: Config) -> None:
         await routing.end_call(
             pool, row["id"], "caller_disconnected", "caller", config, tell_caller=False
         )
+    await pool.execute(Q["guests_past_grace"], config.caller_grace)
     for row in await pool.fetch(Q["consoles_past_lease"], config.console_lease):
         await interpreter_gone(pool, row["user_id"], config)
 

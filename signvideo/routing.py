@@ -43,6 +43,15 @@ def interpreter_key(user_id: int) -> str:
     return f"interpreter:{user_id}"
 
 
+def guest_key(guest_id: int) -> str:
+    return f"guest:{guest_id}"
+
+
+# How messages name the parties of a call (docs/protocol.md): the caller is
+# "caller"; an interpreter and a guest are named as their mailbox keys.
+CALLER_PARTY = "caller"
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -412,6 +421,8 @@ async def accept(
                 ice_servers,
                 {"display_name": display_name},
                 ice_transport_policy=ice_transport_policy,
+                party=CALLER_PARTY,
+                parties=[party_entry(interpreter_key(user_id), "interpreter", display_name)],
             ),
         )
         await post(
@@ -423,6 +434,8 @@ async def accept(
                 ice_servers,
                 interpreter_peer(authority),
                 ice_transport_policy=ice_transport_policy,
+                party=interpreter_key(user_id),
+                parties=[party_entry(CALLER_PARTY, "caller", None)],
             ),
         )
         await con.execute(Q["notify_queue_changed"])
@@ -448,16 +461,47 @@ def connected_message(
     peer: dict[str, Any],
     resumed: bool = False,
     ice_transport_policy: str = "all",
+    *,
+    party: str,
+    parties: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """``party``: how messages name the recipient; ``parties``: the others in
+    the call now, each {party, role, name}."""
     return {
         "type": "connected",
         "call_id": str(call_id),
         "role": role,
+        "party": party,
+        "parties": parties,
         "ice_servers": ice_servers,
         "ice_transport_policy": ice_transport_policy,
         "peer": peer,
         "resumed": resumed,
     }
+
+
+def party_entry(party: str, role: str, name: str | None) -> dict[str, Any]:
+    return {"party": party, "role": role, "name": name}
+
+
+async def parties_in_call(
+    con: asyncpg.Connection | asyncpg.Pool, call_id: uuid.UUID, leave_out: str
+) -> list[dict[str, Any]]:
+    """Everyone in the answered call now but ``leave_out``: the caller, the
+    interpreter and a hearing party who is connected."""
+    parties = [party_entry(CALLER_PARTY, "caller", None)]
+    interpreter = await con.fetchrow(Q["call_interpreter"], call_id)
+    if interpreter is not None and interpreter["interpreter_id"] is not None:
+        parties.append(
+            party_entry(
+                interpreter_key(interpreter["interpreter_id"]),
+                "interpreter",
+                interpreter["display_name"],
+            )
+        )
+    for guest in await con.fetch(Q["guests_present"], call_id):
+        parties.append(party_entry(guest_key(guest["id"]), "guest", guest["name"]))
+    return [p for p in parties if p["party"] != leave_out]
 
 
 async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> None:
@@ -589,6 +633,9 @@ async def end_call(
                 await con.execute(Q["set_rating_key"], call_id, token_digest(rating_key))
                 to_caller = {**ended, "rating_key": rating_key}
             await post(con, caller_key(call_id), to_caller)
+        for guest in await con.fetch(Q["guests_end_with_call"], call_id):
+            if guest["joined"]:
+                await post(con, guest_key(guest["id"]), ended)
         await con.execute(Q["notify_queue_changed"])
     return True
 
@@ -607,17 +654,21 @@ async def _connection_lost_at(
     return lost
 
 
-async def relay_from_caller(
-    pool: asyncpg.Pool, call_id: uuid.UUID, payload: dict[str, Any]
+async def relay(
+    pool: asyncpg.Pool,
+    call_id: uuid.UUID,
+    sender: str,
+    to: str | None,
+    payload: dict[str, Any],
 ) -> None:
-    sent = await pool.fetch(Q["relay_from_caller"], call_id, payload)
-    if not sent:
+    """Pass SDP or ICE from ``sender`` to the party ``to`` of the same answered
+    call (by default the caller's interpreter, or the interpreter's caller),
+    if both are in it now; the recipient is told whom it is from."""
+    sent = await pool.fetch(Q["relay_in_call"], call_id, {**payload, "from": sender}, to, sender)
+    if sent:
+        return
+    if sender == CALLER_PARTY and to is None:
         raise OutOfTurn("Your call is not connected to an interpreter (not yet, or no longer).")
-
-
-async def relay_from_interpreter(
-    pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID, payload: dict[str, Any]
-) -> None:
-    sent = await pool.fetch(Q["relay_from_interpreter"], call_id, payload, user_id)
-    if not sent:
+    if to is None:
         raise OutOfTurn("That call is not connected to you.")
+    raise OutOfTurn(f"{to[:64]!r} is not in your call now (not yet, or no longer).")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, csrf, limits, presence, privacy, quality, routing, turn
+from signvideo import admission, csrf, guests, limits, presence, privacy, quality, routing, turn
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -101,7 +102,29 @@ def candidate_field(data: dict[str, Any]) -> dict[str, Any] | None:
     return {"candidate": cand["candidate"], "sdpMid": mid, "sdpMLineIndex": index}
 
 
-# The connection loop shared by both endpoints ----------------------------------
+def to_field(data: dict[str, Any]) -> str | None:
+    """The party a message is for (docs/protocol.md), or None for the default."""
+    to = data.get("to")
+    if to is None:
+        return None
+    if not isinstance(to, str) or not PARTY.fullmatch(to):
+        raise InvalidField(
+            '"to" must name a party of the call: "caller", "interpreter:<id>" or "guest:<id>".'
+        )
+    return to
+
+
+PARTY = re.compile(r"caller|interpreter:[0-9]{1,18}|guest:[0-9]{1,18}")
+
+
+def relayed(data: dict[str, Any], call_id: uuid.UUID) -> dict[str, Any]:
+    """The SDP or ICE of a message, checked, as it is passed on."""
+    if data["type"] == "sdp":
+        return {"type": "sdp", "call_id": str(call_id), "description": description_field(data)}
+    return {"type": "ice", "call_id": str(call_id), "candidate": candidate_field(data)}
+
+
+# The connection loop shared by the endpoints ----------------------------------
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -339,6 +362,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                     },
                     resumed=True,
                     ice_transport_policy=config.ice_transport_policy,
+                    party=routing.CALLER_PARTY,
+                    parties=await routing.parties_in_call(pool, call_id, routing.CALLER_PARTY),
                 )
             )
         else:
@@ -360,15 +385,9 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     async def on_hangup(data: dict[str, Any]) -> None:
         await finish(data, "caller_hung_up", ("answered",))
 
-    async def on_sdp(data: dict[str, Any]) -> None:
+    async def on_relay(data: dict[str, Any]) -> None:
         mine = own_call(data)
-        payload = {"type": "sdp", "call_id": str(mine), "description": description_field(data)}
-        await routing.relay_from_caller(pool, mine, payload)
-
-    async def on_ice(data: dict[str, Any]) -> None:
-        mine = own_call(data)
-        payload = {"type": "ice", "call_id": str(mine), "candidate": candidate_field(data)}
-        await routing.relay_from_caller(pool, mine, payload)
+        await routing.relay(pool, mine, routing.CALLER_PARTY, to_field(data), relayed(data, mine))
 
     async def on_ping(data: dict[str, Any]) -> None:
         await conn.send(pong(data))
@@ -382,8 +401,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         "resume": on_resume,
         "leave": on_leave,
         "hangup": on_hangup,
-        "sdp": on_sdp,
-        "ice": on_ice,
+        "sdp": on_relay,
+        "ice": on_relay,
         "ping": on_ping,
     }
     try:
@@ -407,6 +426,110 @@ async def _caller_dropped(app: web.Application, call_id: uuid.UUID) -> None:
         # The process is stopping or the database is away: the heartbeat
         # lapse will mark the caller dropped instead.
         log.warning("could not record that the caller of %s dropped", call_id)
+
+
+# Hearing parties ---------------------------------------------------------------
+
+
+async def guest_socket(request: web.Request) -> web.WebSocketResponse:
+    """A hearing person invited into a call by its interpreter (signvideo.guests)."""
+    app = request.app
+    conn = await _open(request, "guest")
+    pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
+    gauge = app[METRICS].websockets_open.labels("guest")
+    gauge.inc()
+    me: guests.Guest | None = None
+    done = False
+
+    def own_call(data: dict[str, Any]) -> uuid.UUID:
+        wanted = call_id_field(data)
+        if me is None:
+            raise OutOfTurn("You have not joined the call yet.")
+        if wanted != me.call_id:
+            raise OutOfTurn("That call id is not yours.")
+        return me.call_id
+
+    def token_of(data: dict[str, Any], what: str) -> str:
+        token = data.get("token")
+        if not isinstance(token, str) or not 10 <= len(token) <= 100:
+            raise InvalidField(f'"token" must be {what}.')
+        return token
+
+    async def arrived(guest: guests.Guest, resumed: bool) -> None:
+        nonlocal me
+        me = guest
+        key = routing.guest_key(guest.guest_id)
+        message = routing.connected_message(
+            guest.call_id,
+            "guest",
+            turn.ice_servers_for_call(config, guest.call_id),
+            {},
+            resumed=resumed,
+            ice_transport_policy=config.ice_transport_policy,
+            party=key,
+            parties=await routing.parties_in_call(pool, guest.call_id, key),
+        )
+        if guest.token is not None:
+            message["token"] = guest.token
+        await conn.send(message)
+        # Mail (answers to its offers) only after `connected`.
+        replaced = hub.register(key, conn.ws)
+        if replaced is not None:
+            await replaced.close(code=4000, message=b"You joined the call in another window.")
+
+    async def on_join(data: dict[str, Any]) -> None:
+        if me is not None:
+            raise OutOfTurn("You have already joined the call.")
+        invitation = token_of(data, "the code from the end of your link")
+        name = guests.name_field(data)
+        await arrived(await guests.join(pool, invitation, name, process), resumed=False)
+
+    async def on_resume(data: dict[str, Any]) -> None:
+        if me is not None:
+            raise OutOfTurn("This connection is already in the call.")
+        token = token_of(data, "the token you were given when you joined")
+        await arrived(await guests.resume(pool, token, process, config.caller_grace), resumed=True)
+
+    async def on_relay(data: dict[str, Any]) -> None:
+        mine = own_call(data)
+        to = to_field(data)
+        if to is None:
+            raise InvalidField('"to" is required: the party this is for, from "parties".')
+        assert me is not None
+        await routing.relay(pool, mine, routing.guest_key(me.guest_id), to, relayed(data, mine))
+
+    async def on_leave(data: dict[str, Any]) -> None:
+        nonlocal done
+        mine = own_call(data)
+        assert me is not None
+        await guests.leave(pool, me.guest_id, mine)
+        done = True
+
+    async def on_ping(data: dict[str, Any]) -> None:
+        await conn.send(pong(data))
+
+    conn.handlers = {
+        "join": on_join,
+        "resume": on_resume,
+        "sdp": on_relay,
+        "ice": on_relay,
+        "leave": on_leave,
+        "ping": on_ping,
+    }
+    try:
+        await conn.serve()
+    finally:
+        gauge.dec()
+        if me is not None and hub.unregister(routing.guest_key(me.guest_id), conn.ws) and not done:
+            await asyncio.shield(_guest_dropped(app, me.guest_id))
+    return conn.ws
+
+
+async def _guest_dropped(app: web.Application, guest_id: int) -> None:
+    try:
+        await guests.dropped(app[POOL], guest_id, app[PROCESS_ID])
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        log.warning("could not record that guest %s dropped", guest_id)
 
 
 # Interpreter consoles --------------------------------------------------------
@@ -475,15 +598,25 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             app[METRICS].calls_ended.labels("interpreter_hung_up").inc()
         matcher.kick()
 
-    async def on_sdp(data: dict[str, Any]) -> None:
+    async def on_relay(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
-        payload = {"type": "sdp", "call_id": str(call_id), "description": description_field(data)}
-        await routing.relay_from_interpreter(pool, user.id, call_id, payload)
+        await routing.relay(pool, call_id, key, to_field(data), relayed(data, call_id))
 
-    async def on_ice(data: dict[str, Any]) -> None:
+    async def on_invite_guest(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
-        payload = {"type": "ice", "call_id": str(call_id), "candidate": candidate_field(data)}
-        await routing.relay_from_interpreter(pool, user.id, call_id, payload)
+        made = await guests.invite(pool, user.id, call_id, config.guest_link_ttl)
+        await conn.send(
+            {
+                "type": "guest_invitation",
+                "call_id": str(call_id),
+                "url": str(request.url.origin()) + guests.GUEST_PATH + made.token,
+                "expires_at": made.expires_at.isoformat(),
+                "expires_in": config.guest_link_ttl,
+            }
+        )
+
+    async def on_remove_guest(data: dict[str, Any]) -> None:
+        await guests.remove(pool, user.id, call_id_field(data), data.get("party"))
 
     async def on_ping(data: dict[str, Any]) -> None:
         await conn.send(pong(data))
@@ -515,8 +648,10 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         "accept": on_accept,
         "decline": on_decline,
         "hangup": on_hangup,
-        "sdp": on_sdp,
-        "ice": on_ice,
+        "sdp": on_relay,
+        "ice": on_relay,
+        "invite_guest": on_invite_guest,
+        "remove_guest": on_remove_guest,
         "ping": on_ping,
     }
     await presence.console_attached(pool, user.id, process)
@@ -559,6 +694,10 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
                 routing.interpreter_peer(call),
                 resumed=True,
                 ice_transport_policy=config.ice_transport_policy,
+                party=routing.interpreter_key(user_id),
+                parties=await routing.parties_in_call(
+                    conn.pool, status["call_id"], routing.interpreter_key(user_id)
+                ),
             )
         )
 

@@ -167,19 +167,6 @@ DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);
 -- name: notify_queue_changed
 SELECT pg_notify('signvideo_queue', '');
 
--- name: relay_from_caller
--- Passes a caller's SDP or ICE to the interpreter of their answered call.
-WITH c AS (SELECT interpreter_id FROM calls WHERE id = $1 AND state = 'answered'),
-m AS (INSERT INTO mailbox (recipient, payload)
-      SELECT 'interpreter:' || c.interpreter_id, $2 FROM c RETURNING id, recipient)
-SELECT pg_notify('signvideo_mail', m.recipient || ' ' || m.id) FROM m;
-
--- name: relay_from_interpreter
-WITH c AS (SELECT id FROM calls WHERE id = $1 AND state = 'answered' AND interpreter_id = $3),
-m AS (INSERT INTO mailbox (recipient, payload)
-      SELECT 'caller:' || c.id, $2 FROM c RETURNING id, recipient)
-SELECT pg_notify('signvideo_mail', m.recipient || ' ' || m.id) FROM m;
-
 -- name: call_brief
 SELECT c.id, c.state, c.interpreter_id, c.offer_expires_at <= now() AS offer_expired
 FROM calls c WHERE c.id = $1;

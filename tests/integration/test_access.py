@@ -190,6 +190,9 @@ RULES: dict[tuple[str, str], tuple[str, dict[str, int]]] = {
     # Sockets: 101 is the upgrade to a WebSocket.
     ("GET", "/ws/caller"): ("/ws/caller", dict.fromkeys(EVERYONE, 101)),
     ("GET", "/ws/console"): ("/ws/console", allowed(access.CONSOLE, 101, 401)),
+    ("GET", "/ws/guest"): ("/ws/guest", dict.fromkeys(EVERYONE, 101)),
+    # Anyone with a link may use it; an unknown link is 404 for all.
+    ("GET", "/guest/{token}"): ("/guest/" + "x" * 32, dict.fromkeys(EVERYONE, 404)),
     # Forms, each sent with its page's token (the token itself is tested below).
     ("POST", "/login"): ("/login", dict.fromkeys(EVERYONE, 401)),  # a wrong password
     ("POST", "/logout"): ("/logout", dict.fromkeys(EVERYONE, 303)),
