@@ -41,6 +41,10 @@
     check: document.getElementById("check"),           // absent while closed
     checkStart: document.getElementById("check-start"),
     checkResult: document.getElementById("check-result"),
+    guestTile: document.getElementById("guest-tile"),
+    guestVideo: document.getElementById("guest-video"),
+    guestCaption: document.getElementById("guest-caption"),
+    partyNote: document.getElementById("party-note"),
   };
   const text = rtc.realTimeText({
     input: document.getElementById("rtt-input"),
@@ -65,6 +69,8 @@
   let cameraWaiters = [];
   let signalling = null;
   let peer = null;
+  // A hearing person the interpreter brought in: {party, name, peer}.
+  let guest = null;
   let callId = null;
   let callIceServers = pageIceServers;
   let callIcePolicy = "all";
@@ -393,8 +399,16 @@
       connected: only(onConnected),
       sdp: only(onSdp),
       ice: only(function (message) {
+        if (isGuest(message.from)) {
+          if (guest && guest.peer && guest.party === message.from) {
+            guest.peer.addRemoteCandidate(message.candidate);
+          }
+          return;
+        }
         if (peer && inCallPhase()) peer.addRemoteCandidate(message.candidate);
       }),
+      party_joined: only(onPartyJoined),
+      party_left: only(onPartyLeft),
       ended: only(onEnded),
       error: only(onServerError),
       pong: function () {},
@@ -510,6 +524,12 @@
     callIcePolicy = message.ice_transport_policy || "all";
     const resumed = Boolean(message.resumed);
     if (!resumed && !inCallPhase()) text.reset();
+    closeGuest();
+    guest = null;
+    note("");
+    for (const party of message.parties || []) {
+      if (party.role === "guest") setGuest(party.party, party.name);
+    }
     // Throw away any old peer connection: the interpreter makes a new offer.
     closeCall();
     clearAlert();
@@ -560,8 +580,12 @@
   }
 
   async function onSdp(message) {
-    // The interpreter makes the offer; the caller answers.
+    // The others make the offers; the caller answers.
     if (!message.description || message.description.type !== "offer") return;
+    if (isGuest(message.from)) {
+      await answerGuest(message);
+      return;
+    }
     if (phase !== "connecting" && phase !== "in_call") return;
     // A second offer in the same call (the interpreter's console reconnected or
     // was reopened) starts over on a new peer connection.
@@ -607,7 +631,94 @@
     render();
   }
 
+  // --- a hearing person in the call -------------------------------------------------
+
+  function isGuest(party) {
+    return typeof party === "string" && party.startsWith("guest:");
+  }
+
+  function note(words) {
+    el.partyNote.textContent = words;
+    el.partyNote.hidden = !words;
+  }
+
+  function setGuest(party, name) {
+    if (guest && guest.party === party) {
+      guest.name = name || guest.name;
+    } else {
+      closeGuest();
+      guest = { party: party, name: name || "A hearing person", peer: null };
+    }
+    el.guestCaption.textContent = guest.name + " (hearing person)";
+  }
+
+  function closeGuest() {
+    if (guest && guest.peer) guest.peer.close();
+    if (guest) guest.peer = null;
+    el.guestVideo.srcObject = null;
+    el.guestTile.hidden = true;
+  }
+
+  function onPartyJoined(message) {
+    if (message.role !== "guest" || !inCallPhase()) return;
+    const isNew = !guest || guest.party !== message.party;
+    setGuest(message.party, message.name);
+    closeGuest();
+    if (isNew) {
+      note(guest.name + ", a hearing person, has joined the call. " +
+        "The interpreter signs what they say, and says what you sign.");
+    }
+  }
+
+  function onPartyLeft(message) {
+    if (!guest || guest.party !== message.party) return;
+    const name = guest.name;
+    closeGuest();
+    if (message.reason === "disconnected") {
+      note(name + "'s connection was lost. They may come back.");
+      return;
+    }
+    guest = null;
+    note(name + " has left the call.");
+  }
+
+  async function answerGuest(message) {
+    if (!inCallPhase()) return;
+    if (!guest || guest.party !== message.from) setGuest(message.from, null);
+    if (guest.peer) guest.peer.close();
+    const thisGuest = guest;
+    const guestPeer = rtc.createPeer({
+      iceServers: callIceServers,
+      iceTransportPolicy: callIcePolicy,
+      onCandidate: function (candidate) {
+        if (thisGuest.peer === guestPeer) {
+          send("ice", { call_id: callId, to: thisGuest.party, candidate: candidate });
+        }
+      },
+      onRemoteStream: function (stream) {
+        if (thisGuest.peer !== guestPeer) return;
+        // Video if they share their camera; their voice is for the interpreter.
+        el.guestTile.hidden = stream.getVideoTracks().length === 0;
+        rtc.showStream(el.guestVideo, stream);
+      },
+    });
+    thisGuest.peer = guestPeer;
+    rtc.exposeState({ guestPc: guestPeer.pc });
+    await cameraSettled();
+    if (thisGuest.peer !== guestPeer) return;
+    if (localStream) guestPeer.addLocalStream(localStream);
+    try {
+      const answer = await guestPeer.answer(message.description);
+      if (thisGuest.peer === guestPeer) {
+        send("sdp", { call_id: callId, to: thisGuest.party, description: answer });
+      }
+    } catch (err) {
+      console.error("signvideo: could not answer the hearing person's offer", err);
+    }
+  }
+
   function closeCall() {
+    closeGuest();
     if (peer) {
       peer.quality.stop();
       peer.close();

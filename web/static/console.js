@@ -45,6 +45,16 @@
     remoteVideo: document.getElementById("remote-video"),
     hangup: document.getElementById("hangup"),
     events: document.getElementById("events"),
+    guestNone: document.getElementById("guest-none"),
+    inviteGuest: document.getElementById("invite-guest"),
+    guestInvitation: document.getElementById("guest-invitation"),
+    guestLink: document.getElementById("guest-link"),
+    guestLinkHint: document.getElementById("guest-link-hint"),
+    copyGuestLink: document.getElementById("copy-guest-link"),
+    guest: document.getElementById("guest"),
+    guestHeading: document.getElementById("guest-heading"),
+    guestVideo: document.getElementById("guest-video"),
+    removeGuest: document.getElementById("remove-guest"),
   };
   const qualityWarning = document.getElementById("quality-warning");
   const reportQuality = rtc.qualityReporter(function (type, fields) {
@@ -390,6 +400,7 @@
       call.icePolicy = icePolicy;
       tellInterpreter("Back in the call. Connecting the video again…");
       await newPeerAndOffer(call);
+      offerToGuests(call, message.parties);
       return;
     }
     closeCall();
@@ -402,7 +413,7 @@
     const callId = message.call_id;
     const thisCall = {
       callId: callId, authorityName: authorityName, iceServers: iceServers,
-      icePolicy: icePolicy, peer: null, localStream: null,
+      icePolicy: icePolicy, peer: null, localStream: null, guest: null,
     };
     call = thisCall;
     startInterpretingTimer(thisCall, message.peer && message.peer.answered_at);
@@ -442,6 +453,7 @@
         "the video, or hang up.");
       thisCall.textOnly = true;
       await newPeerAndOffer(thisCall);
+      offerToGuests(thisCall, message.parties);
       return;
     }
     if (call !== thisCall) {      // ended while the camera was starting
@@ -451,6 +463,176 @@
     thisCall.localStream = stream;
     rtc.showStream(el.localVideo, stream);
     await newPeerAndOffer(thisCall);
+    offerToGuests(thisCall, message.parties);
+  }
+
+  // --- a hearing party ---------------------------------------------------------
+
+  /* A WebRTC connection with the call's hearing person (`party`): a new one
+     each time they join or come back. They make the offer; after this
+     console comes back, this console offers to them instead. */
+  function guestPeer(thisCall, party) {
+    closeGuestPeer(thisCall);
+    const peer = rtc.createPeer({
+      iceServers: thisCall.iceServers,
+      iceTransportPolicy: thisCall.icePolicy,
+      onCandidate: function (candidate) {
+        if (call === thisCall && thisCall.guest && thisCall.guest.peer === peer) {
+          signalling.send("ice", { call_id: thisCall.callId, to: party, candidate: candidate });
+        }
+      },
+      onRemoteStream: function (stream) {
+        if (call === thisCall && thisCall.guest && thisCall.guest.peer === peer) {
+          rtc.showStream(el.guestVideo, stream);
+        }
+      },
+    });
+    if (thisCall.localStream) {
+      peer.addLocalStream(thisCall.localStream);
+    } else {
+      peer.pc.addTransceiver("video", { direction: "recvonly" });
+      peer.pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    thisCall.guest.peer = peer;
+    exposeGuest(thisCall);
+    return peer;
+  }
+
+  function closeGuestPeer(thisCall) {
+    if (thisCall.guest && thisCall.guest.peer) {
+      thisCall.guest.peer.close();
+      thisCall.guest.peer = null;
+    }
+    el.guestVideo.srcObject = null;
+  }
+
+  function exposeGuest(thisCall) {
+    rtc.exposeState({ guestPc: thisCall.guest && thisCall.guest.peer ? thisCall.guest.peer.pc : null });
+  }
+
+  function showGuest(thisCall, party, name) {
+    if (!thisCall.guest || thisCall.guest.party !== party) {
+      closeGuestPeer(thisCall);
+      thisCall.guest = { party: party, name: name, peer: null };
+    }
+    el.guestHeading.textContent = name + " (hearing person) is in the call.";
+    el.removeGuest.textContent = "Remove " + name + " from the call";
+    el.removeGuest.disabled = false;
+    el.guest.hidden = false;
+    el.guestNone.hidden = true;
+    el.guestInvitation.hidden = true;
+  }
+
+  function hideGuest(thisCall) {
+    closeGuestPeer(thisCall);
+    thisCall.guest = null;
+    exposeGuest(thisCall);
+    rescueFocus(el.guest);
+    el.guest.hidden = true;
+    el.guestNone.hidden = false;
+    el.inviteGuest.disabled = false;
+  }
+
+  async function offerToGuests(thisCall, parties) {
+    for (const party of parties || []) {
+      if (party.role !== "guest" || call !== thisCall) continue;
+      showGuest(thisCall, party.party, party.name || "The hearing person");
+      const peer = guestPeer(thisCall, party.party);
+      try {
+        const description = await peer.makeOffer();
+        if (thisCall.guest && thisCall.guest.peer === peer) {
+          signalling.send("sdp", { call_id: thisCall.callId, to: party.party, description: description });
+        }
+      } catch (err) {
+        console.error("signvideo: could not make an offer to the hearing person", err);
+      }
+    }
+  }
+
+  async function onGuestSdp(message) {
+    const thisCall = call;
+    if (!thisCall || !thisCall.guest || thisCall.guest.party !== message.from) return;
+    const description = message.description;
+    if (description.type === "answer") {
+      const peer = thisCall.guest.peer;
+      if (peer && peer.pc.signalingState === "have-local-offer") {
+        try { await peer.acceptAnswer(description); } catch (err) {
+          console.error("signvideo: could not apply the hearing person's answer", err);
+        }
+      }
+      return;
+    }
+    // While this console's own offer to them is waiting, it stands.
+    if (thisCall.guest.peer && thisCall.guest.peer.pc.signalingState === "have-local-offer") return;
+    const peer = guestPeer(thisCall, message.from);
+    try {
+      const answer = await peer.answer(description);
+      if (thisCall.guest && thisCall.guest.peer === peer) {
+        signalling.send("sdp", { call_id: thisCall.callId, to: message.from, description: answer });
+      }
+    } catch (err) {
+      console.error("signvideo: could not answer the hearing person's offer", err);
+    }
+  }
+
+  function onPartyJoined(message) {
+    if (!call || call.callId !== message.call_id || message.role !== "guest") return;
+    showGuest(call, message.party, message.name);
+    closeGuestPeer(call);
+    tellInterpreter(message.name + " (hearing person) has joined the call. Connecting them…");
+  }
+
+  const GUEST_LEFT = {
+    removed: "You removed {name} from the call.",
+    left: "{name} has left the call.",
+    disconnected: "{name}'s connection was lost. If they come back within a minute, they rejoin.",
+  };
+
+  function onPartyLeft(message) {
+    if (!call || call.callId !== message.call_id || !call.guest ||
+        call.guest.party !== message.party) return;
+    const name = call.guest.name;
+    hideGuest(call);
+    tellInterpreter((GUEST_LEFT[message.reason] || "{name} has left the call.").replace("{name}", name));
+  }
+
+  function inviteGuest() {
+    if (!call) return;
+    el.inviteGuest.disabled = true;
+    signalling.send("invite_guest", { call_id: call.callId });
+  }
+
+  function onGuestInvitation(message) {
+    if (!call || call.callId !== message.call_id) return;
+    el.inviteGuest.disabled = false;
+    el.inviteGuest.textContent = "Make a new link";
+    const until = new Date(Date.now() + Number(message.expires_in) * 1000);
+    const time = until.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+    el.guestLink.value = message.url;
+    el.guestLinkHint.textContent = "It works once, until " + time +
+      ". Send it to the hearing person. A new link stops this one working.";
+    el.guestInvitation.hidden = false;
+    el.guestLink.focus();
+    el.guestLink.select();
+    tellInterpreter("Invitation link made. Send it to the hearing person.");
+  }
+
+  function copyGuestLink() {
+    el.guestLink.select();
+    const done = function () { tellInterpreter("Link copied. Paste it into an email or chat to the hearing person."); };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(el.guestLink.value).then(done, function () {
+        tellInterpreter("Could not copy the link. Select it and copy it yourself.");
+      });
+    } else {
+      tellInterpreter("Select the link and copy it yourself.");
+    }
+  }
+
+  function removeGuest() {
+    if (!call || !call.guest) return;
+    el.removeGuest.disabled = true;
+    signalling.send("remove_guest", { call_id: call.callId, party: call.guest.party });
   }
 
   /* A new peer connection for the call, and a new SDP offer to the caller
@@ -516,11 +698,16 @@
 
   function onPeerResumed(message) {
     if (!call || call.callId !== message.call_id) return;
+    if (message.party && message.party !== "caller") return;
     tellInterpreter("The caller's connection came back. Connecting the video again…");
     newPeerAndOffer(call);
   }
 
   async function onSdp(message) {
+    if (message.from && message.from.startsWith("guest:") && message.description) {
+      await onGuestSdp(message);
+      return;
+    }
     if (!call || !call.peer || !message.description || message.description.type !== "answer") return;
     const peer = call.peer;
     // An answer to an offer this page has since replaced is of no use.
@@ -536,6 +723,12 @@
   }
 
   function onIce(message) {
+    if (message.from && message.from.startsWith("guest:")) {
+      if (call && call.guest && call.guest.party === message.from && call.guest.peer) {
+        call.guest.peer.addRemoteCandidate(message.candidate);
+      }
+      return;
+    }
     if (call && call.peer) call.peer.addRemoteCandidate(message.candidate);
   }
 
@@ -586,6 +779,9 @@
       call.peer.quality.stop();
       call.peer.close();
     }
+    hideGuest(call);
+    el.guestInvitation.hidden = true;
+    el.inviteGuest.textContent = "Make an invitation link";
     rtc.stopStream(call.localStream);
     call = null;
     el.remoteVideo.srcObject = null;
@@ -624,6 +820,9 @@
       }),
       connected: only(onConnected),
       peer_resumed: only(onPeerResumed),
+      party_joined: only(onPartyJoined),
+      party_left: only(onPartyLeft),
+      guest_invitation: only(onGuestInvitation),
       sdp: only(onSdp),
       ice: only(onIce),
       ended: only(onEnded),
@@ -646,7 +845,8 @@
   }
 
   function onError(message) {
-    if (message.request_type === "ice" || message.request_type === "ping") {
+    // SDP and ICE can cross with someone leaving; the call's messages say so.
+    if (["ice", "sdp", "ping"].includes(message.request_type)) {
       console.warn("signvideo: the server refused a message", message);
       return;
     }
@@ -654,6 +854,8 @@
     el.endOtherCall.disabled = false;
     waitingForServer = false;
     if (message.request_type === "hangup") el.hangup.disabled = false;
+    if (message.request_type === "invite_guest") el.inviteGuest.disabled = false;
+    if (message.request_type === "remove_guest") el.removeGuest.disabled = false;
     if (message.request_type === "set_cost_centre") el.departmentSave.disabled = false;
     if (message.request_type === "accept" && offer) {
       el.accept.disabled = false;
@@ -709,6 +911,9 @@
   el.accept.addEventListener("click", accept);
   el.decline.addEventListener("click", decline);
   el.hangup.addEventListener("click", hangUp);
+  el.inviteGuest.addEventListener("click", inviteGuest);
+  el.copyGuestLink.addEventListener("click", copyGuestLink);
+  el.removeGuest.addEventListener("click", removeGuest);
   el.endOtherCall.addEventListener("click", endOtherCall);
   window.addEventListener("pagehide", function () {
     leavingPage = true;
