@@ -23,6 +23,7 @@ from signvideo import (
     csrf,
     finance,
     guests,
+    handover,
     invoices,
     limits,
     oidc,
@@ -146,6 +147,7 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await routing.expire_offers(pool, config)
+                await handover.expire(pool, config)
                 await routing.finish_wrap_ups(pool)
                 await presence.sweep(pool, config)
                 app[MATCHER].kick()

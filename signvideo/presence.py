@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from signvideo import routing
+from signvideo import handover, routing
 from signvideo.auth import token_digest
 from signvideo.config import Config
 from signvideo.db import Q
@@ -143,20 +143,30 @@ async def sweep(pool: asyncpg.Pool, config: Config) -> None:
 
 
 async def interpreter_gone(pool: asyncpg.Pool, user_id: int, config: Config) -> None:
-    """The console has been gone past its lease: an offer goes back, a call ends."""
+    """The console has been gone past its lease: an offer goes back, a call ends.
+
+    In a warm handover (signvideo.handover), an incoming interpreter who goes
+    leaves the call to the first; a first interpreter who goes once their
+    colleague has joined leaves the call to them, so the caller stays.
+    """
     status = await routing.interpreter_state(pool, user_id)
     if status is None:
         return
-    if status["state"] == "in_call" and status["call_id"] is not None:
-        await routing.end_call(
-            pool,
-            status["call_id"],
-            "interpreter_disconnected",
-            "interpreter",
-            config,
-            tell_interpreter=False,
-        )
-        return
+    call_id = status["call_id"]
+    if status["state"] in ("offered", "in_call") and call_id is not None:
+        if await handover.leave_incoming(pool, user_id, call_id, "interpreter_disconnected"):
+            status = await routing.interpreter_state(pool, user_id)
+        elif status["state"] == "in_call":
+            if not await handover.complete_if_joined(pool, user_id, call_id, config):
+                await routing.end_call(
+                    pool,
+                    call_id,
+                    "interpreter_disconnected",
+                    "interpreter",
+                    config,
+                    tell_interpreter=False,
+                )
+            return
     async with pool.acquire() as con, con.transaction():
         row = await con.fetchrow(Q["interpreter_state_for_update"], user_id)
         if row is None or row["console_gone_at"] is None or row["state"] == "in_call":

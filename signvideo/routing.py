@@ -340,6 +340,10 @@ class Matcher:
             await self._wake.wait()
             self._wake.clear()
             try:
+                # Handovers first: a call in progress needs its fresh interpreter.
+                from signvideo import handover
+
+                await handover.match(self.pool, self.config)
                 done = await match_round(self.pool, self.config, self.outbox.local_interpreters())
                 await self.outbox.send_taken(done.mail)
                 if done.again:
@@ -499,6 +503,18 @@ async def parties_in_call(
                 interpreter["display_name"],
             )
         )
+    incoming = await con.fetchrow(Q["handover_joined_interpreter"], call_id)
+    if incoming is not None:
+        parties.append(
+            {
+                **party_entry(
+                    interpreter_key(incoming["to_interpreter"]),
+                    "interpreter",
+                    incoming["display_name"],
+                ),
+                "handover": True,
+            }
+        )
     for guest in await con.fetch(Q["guests_present"], call_id):
         parties.append(party_entry(guest_key(guest["id"]), "guest", guest["name"]))
     return [p for p in parties if p["party"] != leave_out]
@@ -633,6 +649,10 @@ async def end_call(
                 await con.execute(Q["set_rating_key"], call_id, token_digest(rating_key))
                 to_caller = {**ended, "rating_key": rating_key}
             await post(con, caller_key(call_id), to_caller)
+        # A handover under way ends with the call (signvideo.handover).
+        from signvideo import handover
+
+        await handover.close_with_call(con, call_id, reason, config.wrap_up)
         for guest in await con.fetch(Q["guests_end_with_call"], call_id):
             if guest["joined"]:
                 await post(con, guest_key(guest["id"]), ended)

@@ -15,7 +15,18 @@ from typing import Any
 import asyncpg
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signvideo import admission, csrf, guests, limits, presence, privacy, quality, routing, turn
+from signvideo import (
+    admission,
+    csrf,
+    guests,
+    handover,
+    limits,
+    presence,
+    privacy,
+    quality,
+    routing,
+    turn,
+)
 from signvideo.access import CONSOLE
 from signvideo.auth import current_user
 from signvideo.config import Config
@@ -576,6 +587,11 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def on_accept(data: dict[str, Any]) -> None:
         call_id = call_id_field(data)
+        ice = turn.ice_servers_for_call(config, call_id)
+        if await handover.accept(
+            pool, user.id, user.display_name, call_id, ice, config.ice_transport_policy
+        ):
+            return
         await routing.accept(
             pool,
             user.id,
@@ -586,7 +602,9 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         )
 
     async def on_decline(data: dict[str, Any]) -> None:
-        await routing.decline(pool, user.id, call_id_field(data))
+        call_id = call_id_field(data)
+        if not await handover.decline(pool, user.id, call_id):
+            await routing.decline(pool, user.id, call_id)
         matcher.kick()
 
     async def on_hangup(data: dict[str, Any]) -> None:
@@ -594,6 +612,11 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         status = await routing.interpreter_state(pool, user.id)
         if status is None or status["state"] != "in_call" or status["call_id"] != call_id:
             raise OutOfTurn("You can only hang up a call you are in.")
+        # An incoming interpreter who has not taken the call over yet leaves
+        # it to the first; the call carries on.
+        if await handover.leave_incoming(pool, user.id, call_id):
+            matcher.kick()
+            return
         if await routing.end_call(pool, call_id, "interpreter_hung_up", "interpreter", config):
             app[METRICS].calls_ended.labels("interpreter_hung_up").inc()
         matcher.kick()
@@ -614,6 +637,17 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
                 "expires_in": config.guest_link_ttl,
             }
         )
+
+    async def on_request_handover(data: dict[str, Any]) -> None:
+        await handover.request(pool, user.id, call_id_field(data))
+        matcher.kick()
+
+    async def on_cancel_handover(data: dict[str, Any]) -> None:
+        await handover.cancel(pool, user.id, call_id_field(data))
+        matcher.kick()
+
+    async def on_complete_handover(data: dict[str, Any]) -> None:
+        await handover.complete(pool, user.id, call_id_field(data), config)
 
     async def on_remove_guest(data: dict[str, Any]) -> None:
         await guests.remove(pool, user.id, call_id_field(data), data.get("party"))
@@ -652,6 +686,9 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         "ice": on_relay,
         "invite_guest": on_invite_guest,
         "remove_guest": on_remove_guest,
+        "request_handover": on_request_handover,
+        "cancel_handover": on_cancel_handover,
+        "complete_handover": on_complete_handover,
         "ping": on_ping,
     }
     await presence.console_attached(pool, user.id, process)
@@ -683,7 +720,10 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
     if status["call_id"] is None:
         return
     call = await conn.pool.fetchrow(Q["call_resend"], status["call_id"])
-    if status["state"] == "offered" and call["state"] == "offered":
+    incoming = await conn.pool.fetchrow(Q["handover_incoming"], user_id, status["call_id"])
+    if status["state"] == "offered" and incoming is not None and incoming["state"] == "offered":
+        await conn.send(incoming["offer"])
+    elif status["state"] == "offered" and call["state"] == "offered":
         await conn.send(call["offer"])
     elif status["state"] == "in_call" and call["state"] == "answered":
         await conn.send(
@@ -699,6 +739,7 @@ async def _greet_console(conn: Connection, user_id: int, config: Config) -> None
                     conn.pool, status["call_id"], routing.interpreter_key(user_id)
                 ),
             )
+            | ({"handover": True} if incoming is not None else {})
         )
 
 

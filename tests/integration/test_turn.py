@@ -3,6 +3,7 @@ REST scheme, and a relay-only call through a real coturn started here."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -91,6 +92,11 @@ async def test_credentials_from_another_secret_get_no_relay(coturn: Turn) -> Non
         assert "typ relay" not in pc.localDescription.sdp
         # The first 401 is TURN's usual challenge; this one refuses the credential.
         refused = r"user <\d+:call-1>: incoming packet message processed, error 401"
+        # coturn may write the line a moment after gathering gives up.
+        for _ in range(50):
+            if re.search(refused, coturn.log()):
+                break
+            await asyncio.sleep(0.1)
         assert re.search(refused, coturn.log()), coturn.log()
     finally:
         await pc.close()

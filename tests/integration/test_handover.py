@@ -1,0 +1,311 @@
+"""Warm handover: a second eligible interpreter joins a call with real aiortc
+media, the first leaves, the caller's connection is never dropped, and the
+call is charged once, unbroken; offers, declines, expiry, cancelling and
+leaving early."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+from tests.integration.conftest import Peer, interpreter_console
+from tests.integration.media import frames_from, negotiate, remote_track
+
+Opener = Callable[[], Awaitable[Peer]]
+ConsoleOpener = Callable[[str], Awaitable[Peer]]
+
+
+async def call_with_colleague_free(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+    specialism: str | None = None,
+    **colleague: Any,
+) -> tuple[Peer, Peer, Peer, str, int, int]:
+    """A call answered by Ann, with Bea available and nobody waiting:
+    (Ann's console, Bea's console, the caller, call id, Ann's id, Bea's id)."""
+    ann_id, ann = await interpreter_console(
+        client, pool, open_console, "ann@example.org", name="Ann", specialisms=("mental-health",)
+    )
+    caller = await open_caller()
+    await caller.send(
+        type="join", authority="demo", **({"specialism": specialism} if specialism else {})
+    )
+    call_id: str = (await caller.expect("queued"))["call_id"]
+    await ann.send(type="set_availability", available=True)
+    await ann.expect("offer", call_id=call_id)
+    await ann.send(type="accept", call_id=call_id)
+    await ann.expect("connected")
+    await caller.expect("connected")
+    bea_id, bea = await interpreter_console(
+        client, pool, open_console, "bea@example.org", name="Bea", **colleague
+    )
+    await bea.send(type="set_availability", available=True)
+    await bea.expect("state", state="available")
+    return ann, bea, caller, call_id, ann_id, bea_id
+
+
+async def answer(peer: Peer, call_id: str, sender: str) -> RTCPeerConnection:
+    """`peer` answers the offer `sender` makes it, sending video back."""
+    relayed = await peer.expect("sdp", **{"from": sender})
+    assert relayed["description"]["type"] == "offer"
+    pc = RTCPeerConnection()
+    pc.addTrack(VideoStreamTrack())
+    pc.track_future = remote_track(pc)  # type: ignore[attr-defined]
+    await pc.setRemoteDescription(RTCSessionDescription(**relayed["description"]))
+    await pc.setLocalDescription(await pc.createAnswer())
+    await peer.send(
+        type="sdp",
+        call_id=call_id,
+        to=sender,
+        description={"type": "answer", "sdp": pc.localDescription.sdp},
+    )
+    return pc
+
+
+async def offer(peer: Peer, call_id: str, to: str) -> RTCPeerConnection:
+    pc = RTCPeerConnection()
+    pc.addTrack(VideoStreamTrack())
+    pc.track_future = remote_track(pc)  # type: ignore[attr-defined]
+    await pc.setLocalDescription(await pc.createOffer())
+    await peer.send(
+        type="sdp",
+        call_id=call_id,
+        to=to,
+        description={"type": "offer", "sdp": pc.localDescription.sdp},
+    )
+    return pc
+
+
+async def sees_video(pc: RTCPeerConnection, frames: int = 5) -> None:
+    track = await asyncio.wait_for(pc.track_future, 10)  # type: ignore[attr-defined]
+    sizes = await frames_from(track, frames)
+    assert all(w >= 320 and h >= 240 for w, h in sizes), sizes
+
+
+async def test_warm_handover_keeps_the_caller_and_one_unbroken_charge(
+    loopback_ice: None,
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann, bea, caller, call_id, ann_id, bea_id = await call_with_colleague_free(
+        client, pool, open_caller, open_console
+    )
+    first = await negotiate(ann, caller, call_id)
+    pcs = [first.caller_pc, first.interpreter_pc]
+    try:
+        await first.expect_video_both_ways(5)
+
+        await ann.send(type="request_handover", call_id=call_id)
+        assert (await ann.expect("handover"))["state"] == "requested"
+        offered = await bea.expect("offer", call_id=call_id)
+        assert offered["handover"] == {"from": "Ann"} and offered["expires_in"] > 0
+        await bea.expect("state", state="offered")
+        assert (await ann.expect("handover"))["state"] == "offered"
+
+        await bea.send(type="accept", call_id=call_id)
+        connected = await bea.expect("connected", handover=True)
+        assert [p["party"] for p in connected["parties"]] == ["caller", f"interpreter:{ann_id}"]
+        bea_party = f"interpreter:{bea_id}"
+        for peer in (caller, ann):
+            joined = await peer.expect("party_joined", party=bea_party)
+            assert joined["role"] == "interpreter" and joined["name"] == "Bea"
+        status = await ann.expect("handover", state="joined")
+        assert status["colleague"]["name"] == "Bea"
+
+        # The newcomer offers to the caller and to Ann; both answer.
+        to_caller = await offer(bea, call_id, "caller")
+        to_ann = await offer(bea, call_id, f"interpreter:{ann_id}")
+        pcs += [to_caller, to_ann]
+        caller_side = await answer(caller, call_id, bea_party)
+        ann_side = await answer(ann, call_id, bea_party)
+        pcs += [caller_side, ann_side]
+        for pc, sender in ((to_caller, "caller"), (to_ann, f"interpreter:{ann_id}")):
+            relayed = await bea.expect("sdp", **{"from": sender})
+            await pc.setRemoteDescription(RTCSessionDescription(**relayed["description"]))
+        for pc in (to_caller, to_ann, caller_side, ann_side):
+            await sees_video(pc)
+
+        # Ann leaves the call to Bea.
+        await ann.send(type="complete_handover", call_id=call_id)
+        assert (await ann.expect("ended"))["reason"] == "handed_over"
+        await ann.expect("state", state="available")  # no wrap-up in these tests
+        assert (await caller.expect("party_left", party=f"interpreter:{ann_id}"))[
+            "reason"
+        ] == "handed_over"
+        assert (await bea.expect("handover", state="completed"))["colleague"]["name"] == "Ann"
+        # No drop for the caller: the caller's connection with Bea carries on.
+        await sees_video(caller_side, 10)
+        await sees_video(to_caller, 10)
+        assert caller_side.connectionState == "connected"
+        assert (
+            await pool.fetchval("SELECT interpreter_id FROM calls WHERE id = $1::uuid", call_id)
+            == bea_id
+        )
+        # Ann is out of the call: nothing she sends is passed on.
+        await ann.send(type="ice", call_id=call_id, candidate=None)
+        assert (await ann.expect("error"))["code"] == "out_of_turn"
+
+        await asyncio.sleep(1.1)  # so that the call lasts past a whole second
+        await bea.send(type="hangup", call_id=call_id)
+        assert (await caller.expect("ended"))["reason"] == "interpreter_hung_up"
+        kinds = [
+            r["kind"]
+            for r in await pool.fetch(
+                "SELECT kind FROM call_events WHERE call_id = $1::uuid ORDER BY id", call_id
+            )
+        ]
+        assert kinds == [
+            "queued",
+            "offered",
+            "answered",
+            "handover_requested",
+            "handover_offered",
+            "handover_joined",
+            "handed_over",
+            "ended",
+        ]
+        # One charge, from Ann's answer to Bea's hang-up.
+        line = await pool.fetchrow(
+            "SELECT l.billable_seconds, c.ended_at - c.answered_at AS lasted "
+            "FROM ledger l JOIN calls c ON c.id = l.call_id WHERE l.call_id = $1::uuid",
+            call_id,
+        )
+        assert (
+            await pool.fetchval("SELECT count(*) FROM ledger WHERE call_id = $1::uuid", call_id)
+            == 1
+        )
+        assert line["billable_seconds"] == int(line["lasted"].total_seconds()) or (
+            line["billable_seconds"] == int(line["lasted"].total_seconds()) + 1
+        )
+        assert line["billable_seconds"] >= 1
+    finally:
+        for pc in pcs:
+            await pc.close()
+
+
+async def test_declines_expiry_cancelling_leaving_early_and_bad_requests(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann, bea, caller, call_id, _, _ = await call_with_colleague_free(
+        client, pool, open_caller, open_console
+    )
+    for message, words in [
+        ({"type": "complete_handover", "call_id": call_id}, "once they have joined"),
+        ({"type": "cancel_handover", "call_id": call_id}, "no handover of yours"),
+    ]:
+        await ann.send(**message)
+        refused = await ann.expect("error")
+        assert refused["code"] == "out_of_turn" and words in refused["message"]
+    await bea.send(type="request_handover", call_id=call_id)
+    assert "a call you are interpreting" in (await bea.expect("error"))["message"]
+
+    # Bea declines; with nobody else free the request waits; Cal, free, is asked.
+    await ann.send(type="request_handover", call_id=call_id)
+    await bea.expect("offer", call_id=call_id)
+    await ann.send(type="request_handover", call_id=call_id)
+    assert "already under way" in (await ann.expect("error"))["message"]
+    await bea.send(type="decline", call_id=call_id)
+    await bea.expect("state", state="available")
+    await ann.expect("handover", state="requested")
+    _, cal = await interpreter_console(client, pool, open_console, "cal@example.org", name="Cal")
+    await cal.send(type="set_availability", available=True)
+    await cal.expect("offer", call_id=call_id)
+    assert not [m for m in await drain(bea) if m["type"] == "offer"]
+
+    # Cal misses it: it is withdrawn and nobody else is eligible.
+    await pool.execute("UPDATE call_handovers SET offer_expires_at = now() WHERE state = 'offered'")
+    assert (await cal.expect("offer_withdrawn", timeout=5))["reason"] == "expired"
+    await ann.expect("handover", state="requested")
+
+    # Ann cancels; then asks again, and Dee, who joins, leaves early.
+    await ann.send(type="cancel_handover", call_id=call_id)
+    assert (await ann.expect("handover", state="cancelled"))["reason"] == (
+        "cancelled_by_interpreter"
+    )
+    for other in (bea, cal):
+        await other.send(type="set_availability", available=False)
+        await other.expect("state", state="offline")
+    dee_id, dee = await interpreter_console(
+        client, pool, open_console, "dee@example.org", name="Dee"
+    )
+    await ann.send(type="request_handover", call_id=call_id)
+    await dee.send(type="set_availability", available=True)
+    await dee.expect("offer", call_id=call_id)
+    await dee.send(type="accept", call_id=call_id)
+    await dee.expect("connected", handover=True)
+    dee_party = f"interpreter:{dee_id}"
+    await caller.expect("party_joined", party=dee_party)
+    await dee.send(type="hangup", call_id=call_id)
+    await dee.expect("ended", reason="incoming_left")
+    await dee.expect("state", state="available")
+    assert (await caller.expect("party_left", party=dee_party))["reason"] == "left"
+    await ann.expect("handover", state="cancelled")
+    # The call carries on with Ann.
+    assert await pool.fetchval("SELECT state FROM calls WHERE id = $1::uuid", call_id) == (
+        "answered"
+    )
+    await caller.send(type="ice", call_id=call_id, to=dee_party, candidate=None)
+    assert (await caller.expect("error"))["code"] == "out_of_turn"
+
+    # The call ends while a colleague is joined: they are told, and freed.
+    await ann.send(type="request_handover", call_id=call_id)
+    await dee.expect("offer", call_id=call_id)
+    await dee.send(type="accept", call_id=call_id)
+    await dee.expect("connected", handover=True)
+    await caller.send(type="hangup", call_id=call_id)
+    assert (await dee.expect("ended"))["reason"] == "caller_hung_up"
+    await dee.expect("state", state="available")
+    assert (await ann.expect("ended"))["reason"] == "caller_hung_up"
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM call_handovers WHERE state NOT IN ('completed', 'cancelled')"
+        )
+        == 0
+    )
+
+
+async def drain(peer: Peer) -> list[dict[str, Any]]:
+    """What has arrived for `peer` within a short while."""
+    got = []
+    while True:
+        try:
+            got.append(await peer.receive(0.3))
+        except TimeoutError:
+            return got
+
+
+async def test_a_trainee_is_never_offered_a_mental_health_handover(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann, bea, _, call_id, _, _ = await call_with_colleague_free(
+        client,
+        pool,
+        open_caller,
+        open_console,
+        specialism="mental-health",
+        specialisms=("mental-health",),
+        category="trainee",
+    )
+    await ann.send(type="request_handover", call_id=call_id)
+    await ann.expect("handover", state="requested")
+    assert not [m for m in await drain(bea) if m["type"] == "offer"]
+    _, eve = await interpreter_console(
+        client, pool, open_console, "eve@example.org", name="Eve", specialisms=("mental-health",)
+    )
+    await eve.send(type="set_availability", available=True)
+    assert (await eve.expect("offer", call_id=call_id))["handover"] == {"from": "Ann"}
