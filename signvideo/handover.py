@@ -263,6 +263,15 @@ async def leave_incoming(
         h = await _incoming(con, user_id, call_id)
         if h is None:
             return False
+        if h["state"] == "offered":
+            # Not joined yet: someone else is asked instead.
+            await con.execute(Q["handover_back_to_requested"], h["id"])
+            await routing.set_interpreter(con, user_id, "available", tell=False)
+            await routing.post(
+                con, routing.interpreter_key(h["from_interpreter"]), _status(call_id, "requested")
+            )
+            await routing.event(con, call_id, "handover_missed", "interpreter", user_id)
+            return True
         await _stop(con, h, reason, config_wrap_up=0)
         await routing.event(
             con, call_id, "handover_cancelled", "interpreter", user_id, reason=reason

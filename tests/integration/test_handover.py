@@ -309,3 +309,64 @@ async def test_a_trainee_is_never_offered_a_mental_health_handover(
     )
     await eve.send(type="set_availability", available=True)
     assert (await eve.expect("offer", call_id=call_id))["handover"] == {"from": "Ann"}
+
+
+async def console_gone_past_lease(pool: asyncpg.Pool, user_id: int) -> None:
+    """Wait until the console's drop is recorded, then age it past the lease."""
+    for _ in range(100):
+        if await pool.fetchval(
+            "SELECT console_gone_at FROM interpreter_status WHERE user_id = $1", user_id
+        ):
+            break
+        await asyncio.sleep(0.05)
+    await pool.execute(
+        "UPDATE interpreter_status SET console_gone_at = now() - interval '16 s' "
+        "WHERE user_id = $1",
+        user_id,
+    )
+
+
+async def test_consoles_lost_during_a_handover(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann, bea, caller, call_id, ann_id, bea_id = await call_with_colleague_free(
+        client, pool, open_caller, open_console
+    )
+    # An incoming interpreter whose console is lost while offered: the
+    # request goes back to wait for someone else, and they go offline.
+    await ann.send(type="request_handover", call_id=call_id)
+    await bea.expect("offer", call_id=call_id)
+    await bea.close()
+    await console_gone_past_lease(pool, bea_id)
+    await ann.expect("handover", state="requested", timeout=5)
+    for _ in range(50):
+        state = await pool.fetchval(
+            "SELECT state FROM interpreter_status WHERE user_id = $1", bea_id
+        )
+        if state == "offline":
+            break
+        await asyncio.sleep(0.1)
+    assert state == "offline"
+
+    # The first interpreter's console is lost once a colleague has joined:
+    # the colleague takes the call, and the caller stays in it.
+    cal_id, cal = await interpreter_console(
+        client, pool, open_console, "cal@example.org", name="Cal"
+    )
+    # The request still stands: Cal, once free, is asked.
+    await cal.send(type="set_availability", available=True)
+    await cal.expect("offer", call_id=call_id)
+    await cal.send(type="accept", call_id=call_id)
+    await cal.expect("connected", handover=True)
+    await ann.close()
+    await console_gone_past_lease(pool, ann_id)
+    await cal.expect("handover", state="completed", timeout=5)
+    left = await caller.expect("party_left", party=f"interpreter:{ann_id}")
+    assert left["reason"] == "handed_over"
+    row = await pool.fetchrow(
+        "SELECT state, interpreter_id FROM calls WHERE id = $1::uuid", call_id
+    )
+    assert (row["state"], row["interpreter_id"]) == ("answered", cal_id)
