@@ -339,6 +339,7 @@ async def test_consoles_lost_during_a_handover(
     # request goes back to wait for someone else, and they go offline.
     await ann.send(type="request_handover", call_id=call_id)
     await bea.expect("offer", call_id=call_id)
+    await ann.expect("handover", state="offered")
     await bea.close()
     await console_gone_past_lease(pool, bea_id)
     await ann.expect("handover", state="requested", timeout=5)
