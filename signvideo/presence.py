@@ -108,6 +108,9 @@ async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -
             # The others make new WebRTC offers to the caller.
             back = {"type": "peer_resumed", "call_id": str(call["id"]), "party": "caller"}
             await routing.post(con, routing.interpreter_key(call["interpreter_id"]), back)
+            incoming = await con.fetchrow(Q["handover_joined_interpreter"], call["id"])
+            if incoming is not None:
+                await routing.post(con, routing.interpreter_key(incoming["to_interpreter"]), back)
             for guest in await con.fetch(Q["guests_present"], call["id"]):
                 await routing.post(con, routing.guest_key(guest["id"]), back)
         await con.execute(Q["notify_queue_changed"])

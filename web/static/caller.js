@@ -45,6 +45,9 @@
     guestVideo: document.getElementById("guest-video"),
     guestCaption: document.getElementById("guest-caption"),
     partyNote: document.getElementById("party-note"),
+    incomingTile: document.getElementById("incoming-tile"),
+    incomingVideo: document.getElementById("incoming-video"),
+    incomingCaption: document.getElementById("incoming-caption"),
   };
   const text = rtc.realTimeText({
     input: document.getElementById("rtt-input"),
@@ -71,6 +74,10 @@
   let peer = null;
   // A hearing person the interpreter brought in: {party, name, peer}.
   let guest = null;
+  // The interpreter in charge of the call, and one taking over from them in
+  // a handover: {party, name, peer, stream, channel}.
+  let interpreterParty = null;
+  let incoming = null;
   let callId = null;
   let callIceServers = pageIceServers;
   let callIcePolicy = "all";
@@ -399,6 +406,10 @@
       connected: only(onConnected),
       sdp: only(onSdp),
       ice: only(function (message) {
+        if (isIncoming(message.from)) {
+          if (incoming.peer) incoming.peer.addRemoteCandidate(message.candidate);
+          return;
+        }
         if (isGuest(message.from)) {
           if (guest && guest.peer && guest.party === message.from) {
             guest.peer.addRemoteCandidate(message.candidate);
@@ -527,8 +538,15 @@
     closeGuest();
     guest = null;
     note("");
+    closeIncoming();
+    incoming = null;
+    interpreterParty = null;
     for (const party of message.parties || []) {
       if (party.role === "guest") setGuest(party.party, party.name);
+      if (party.role === "interpreter" && !party.handover) interpreterParty = party.party;
+      if (party.role === "interpreter" && party.handover) {
+        incoming = { party: party.party, name: party.name, peer: null, stream: null, channel: null };
+      }
     }
     // Throw away any old peer connection: the interpreter makes a new offer.
     closeCall();
@@ -586,6 +604,11 @@
       await answerGuest(message);
       return;
     }
+    if (message.from && message.from.startsWith("interpreter:") && interpreterParty &&
+        message.from !== interpreterParty) {
+      await answerIncoming(message);
+      return;
+    }
     if (phase !== "connecting" && phase !== "in_call") return;
     // A second offer in the same call (the interpreter's console reconnected or
     // was reopened) starts over on a new peer connection.
@@ -605,7 +628,9 @@
     }
     try {
       const answer = await thisPeer.answer(message.description);
-      if (peer === thisPeer) send("sdp", { call_id: callId, description: answer });
+      if (peer === thisPeer) {
+        send("sdp", { call_id: callId, to: message.from, description: answer });
+      }
     } catch (err) {
       console.error("signvideo: could not answer the interpreter's offer", err);
       if (peer === thisPeer) showAlert("The video could not be set up. Hang up and call again.");
@@ -629,6 +654,109 @@
     phase = "in_call";
     show("in_call", callText);
     render();
+  }
+
+  // --- a handover between interpreters ------------------------------------------------
+
+  function isIncoming(party) {
+    return incoming !== null && party === incoming.party;
+  }
+
+  function closeIncoming() {
+    if (incoming && incoming.peer) {
+      incoming.peer.quality.stop();
+      incoming.peer.close();
+    }
+    if (incoming) incoming.peer = null;
+    el.incomingVideo.srcObject = null;
+    el.incomingTile.hidden = true;
+  }
+
+  /* The interpreter taking over offers a connection of their own; it is
+     answered beside the current one, and becomes the call's once the first
+     interpreter leaves. */
+  async function answerIncoming(message) {
+    if (!inCallPhase()) return;
+    if (!isIncoming(message.from)) {
+      closeIncoming();
+      incoming = { party: message.from, name: "", peer: null, stream: null, channel: null };
+    }
+    if (incoming.peer) incoming.peer.close();
+    const thisIncoming = incoming;
+    const incomingPeer = rtc.createPeer({
+      iceServers: callIceServers,
+      iceTransportPolicy: callIcePolicy,
+      onTextChannel: function (channel) {
+        if (thisIncoming.peer === incomingPeer) thisIncoming.channel = channel;
+      },
+      onCandidate: function (candidate) {
+        if (thisIncoming.peer === incomingPeer) {
+          send("ice", { call_id: callId, to: thisIncoming.party, candidate: candidate });
+        }
+      },
+      onRemoteStream: function (stream) {
+        if (thisIncoming.peer !== incomingPeer) return;
+        thisIncoming.stream = stream;
+        el.incomingCaption.textContent = (thisIncoming.name || "A new interpreter") + " (taking over)";
+        rtc.showStream(el.incomingVideo, stream);
+        el.incomingTile.hidden = false;
+      },
+      onConnectionState: function (connectionState) {
+        if (peer === incomingPeer) onConnectionState(connectionState);
+      },
+    });
+    incomingPeer.quality = { stop: function () {} };
+    thisIncoming.peer = incomingPeer;
+    rtc.exposeState({ incomingPc: incomingPeer.pc });
+    await cameraSettled();
+    if (thisIncoming.peer !== incomingPeer) return;
+    if (localStream) incomingPeer.addLocalStream(localStream);
+    try {
+      const answer = await incomingPeer.answer(message.description);
+      if (thisIncoming.peer === incomingPeer) {
+        send("sdp", { call_id: callId, to: thisIncoming.party, description: answer });
+      }
+    } catch (err) {
+      console.error("signvideo: could not answer the new interpreter's offer", err);
+    }
+  }
+
+  /* The first interpreter has left: the one who took over is the call's
+     interpreter now, on the connection already running; nothing drops. */
+  function promoteIncoming() {
+    const next = incoming;
+    const before = interpreterName;
+    if (peer) {
+      peer.quality.stop();
+      peer.close();
+    }
+    peer = next.peer;
+    incoming = null;
+    interpreterParty = next.party;
+    interpreterName = next.name || "";
+    el.incomingVideo.srcObject = null;
+    el.incomingTile.hidden = true;
+    if (peer) {
+      const promoted = peer;
+      promoted.quality = rtc.watchQuality(promoted.pc, function (sample) {
+        if (peer !== promoted) return;
+        showQuality(sample);
+        reportQuality(callId, sample);
+      });
+      rtc.exposeState({ pc: promoted.pc, incomingPc: null });
+    }
+    if (next.stream) rtc.showStream(el.remoteVideo, next.stream);
+    if (next.channel) text.attach(next.channel);
+    callText = interpreterName
+      ? "You are connected with the interpreter, " + interpreterName + "."
+      : "You are connected with the interpreter.";
+    note((before ? before + " has" : "Your interpreter has") + " handed over to " +
+      (interpreterName || "a new interpreter") + ". Your call carries on.");
+    if (phase === "connecting" || phase === "in_call") {
+      phase = "in_call";
+      show("in_call", callText);
+      render();
+    }
   }
 
   // --- a hearing person in the call -------------------------------------------------
@@ -660,6 +788,14 @@
   }
 
   function onPartyJoined(message) {
+    if (message.role === "interpreter" && message.handover && inCallPhase()) {
+      closeIncoming();
+      incoming = { party: message.party, name: message.name || "", peer: null, stream: null, channel: null };
+      el.incomingCaption.textContent = (message.name || "A new interpreter") + " (taking over)";
+      note((message.name || "Another interpreter") + " is joining to take over from " +
+        (interpreterName || "your interpreter") + ". Your call carries on.");
+      return;
+    }
     if (message.role !== "guest" || !inCallPhase()) return;
     const isNew = !guest || guest.party !== message.party;
     setGuest(message.party, message.name);
@@ -671,6 +807,17 @@
   }
 
   function onPartyLeft(message) {
+    if (message.party === interpreterParty && message.reason === "handed_over" && incoming) {
+      promoteIncoming();
+      return;
+    }
+    if (isIncoming(message.party)) {
+      const name = incoming.name || "The other interpreter";
+      closeIncoming();
+      incoming = null;
+      note(name + " did not take over. " + (interpreterName || "Your interpreter") + " carries on.");
+      return;
+    }
     if (!guest || guest.party !== message.party) return;
     const name = guest.name;
     closeGuest();
@@ -719,6 +866,7 @@
 
   function closeCall() {
     closeGuest();
+    closeIncoming();
     if (peer) {
       peer.quality.stop();
       peer.close();

@@ -55,6 +55,15 @@
     guestHeading: document.getElementById("guest-heading"),
     guestVideo: document.getElementById("guest-video"),
     removeGuest: document.getElementById("remove-guest"),
+    handoverStatus: document.getElementById("handover-status"),
+    requestHandover: document.getElementById("request-handover"),
+    cancelHandover: document.getElementById("cancel-handover"),
+    colleague: document.getElementById("colleague"),
+    colleagueHeading: document.getElementById("colleague-heading"),
+    colleagueVideo: document.getElementById("colleague-video"),
+    completeHandover: document.getElementById("complete-handover"),
+    offerHeading: document.getElementById("offer-heading"),
+    offerHandover: document.getElementById("offer-handover"),
   };
   const qualityWarning = document.getElementById("quality-warning");
   const reportQuality = rtc.qualityReporter(function (type, fields) {
@@ -107,6 +116,9 @@
     caller_disconnected: "the caller's connection was lost",
     interpreter_disconnected: "your connection was lost",
     caller_left: "the caller left before the call was answered",
+    handed_over: "you handed it over to your colleague",
+    incoming_left: "you left before taking it over",
+    cancelled_by_interpreter: "your colleague no longer needs the handover",
   };
 
   const WITHDRAWN_REASONS = {
@@ -114,6 +126,7 @@
     caller_left: "The caller left the queue before the call was accepted.",
     caller_disconnected: "The caller's connection was lost, so the offer was withdrawn. " +
       "If they come back, the call will be offered again.",
+    handover_cancelled: "The handover is no longer needed, so the offer was withdrawn.",
   };
 
   const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
@@ -340,12 +353,20 @@
     };
     lastOffer = { callId: message.call_id, authorityName: authorityName };
     el.offerAuthority.textContent = authorityName;
+    const handover = message.handover || null;
+    el.offerHeading.textContent = handover ? "Handover: take over a call" : "Incoming call";
+    el.offerHandover.textContent = handover
+      ? handover.from + " is asking you to take over a call in progress. You join it with them first."
+      : "";
+    el.offerHandover.hidden = !handover;
     el.accept.disabled = false;
     el.decline.disabled = false;
     el.offer.hidden = false;
     tickOffer();
     offer.timer = window.setInterval(tickOffer, 250);
-    tellInterpreter("Incoming call from " + authorityName + ".");
+    tellInterpreter(handover
+      ? "Handover offered: take over a call from " + handover.from + "."
+      : "Incoming call from " + authorityName + ".");
     rtc.guardLeaving(true);
     el.accept.focus();
     el.offer.scrollIntoView({ block: "nearest" });
@@ -401,6 +422,7 @@
       tellInterpreter("Back in the call. Connecting the video again…");
       await newPeerAndOffer(call);
       offerToGuests(call, message.parties);
+      offerToColleague(call, message.parties);
       return;
     }
     closeCall();
@@ -414,9 +436,11 @@
     const thisCall = {
       callId: callId, authorityName: authorityName, iceServers: iceServers,
       icePolicy: icePolicy, peer: null, localStream: null, guest: null,
+      me: message.party || null, colleague: null, incoming: Boolean(message.handover),
     };
     call = thisCall;
-    startInterpretingTimer(thisCall, message.peer && message.peer.answered_at);
+    // An incoming interpreter's own interpreting time starts as they join.
+    startInterpretingTimer(thisCall, message.handover ? null : message.peer && message.peer.answered_at);
     text.reset();
     document.getElementById("rtt").hidden = false;
     rtc.guardLeaving(true);
@@ -438,7 +462,9 @@
     el.hangup.focus();
     tellInterpreter(message.resumed
       ? "Back in your call from " + authorityName + ". Connecting the video…"
-      : "Call accepted. Connecting the video…");
+      : message.handover ? "Handover accepted. Joining the call…"
+        : "Call accepted. Connecting the video…");
+    renderHandover(thisCall);
 
     let stream;
     try {
@@ -454,6 +480,7 @@
       thisCall.textOnly = true;
       await newPeerAndOffer(thisCall);
       offerToGuests(thisCall, message.parties);
+      offerToColleague(thisCall, message.parties);
       return;
     }
     if (call !== thisCall) {      // ended while the camera was starting
@@ -464,6 +491,202 @@
     rtc.showStream(el.localVideo, stream);
     await newPeerAndOffer(thisCall);
     offerToGuests(thisCall, message.parties);
+    offerToColleague(thisCall, message.parties);
+  }
+
+  // --- warm handover ---------------------------------------------------------------
+
+  /* What the handover controls show: for the interpreter in charge, a way
+     to ask for a colleague and, once they have joined, to leave the call to
+     them; for the incoming interpreter, who they are taking over from. */
+  function renderHandover(thisCall, words) {
+    if (call !== thisCall) return;
+    const state = thisCall.handover || "none";
+    const colleague = thisCall.colleague;
+    const incoming = thisCall.incoming;
+    el.requestHandover.hidden = incoming || state !== "none";
+    el.requestHandover.disabled = false;
+    el.cancelHandover.hidden = incoming || !["requested", "offered", "joined"].includes(state);
+    el.cancelHandover.disabled = false;
+    el.colleague.hidden = !colleague;
+    if (colleague) {
+      el.colleagueHeading.textContent = incoming
+        ? colleague.name + " is handing this call over to you. Once they leave, the call is yours."
+        : colleague.name + " has joined to take over. Brief them, then leave the call to them.";
+    }
+    el.completeHandover.hidden = incoming || !colleague;
+    el.completeHandover.disabled = false;
+    if (colleague) el.completeHandover.textContent = "Leave the call to " + colleague.name;
+    // Leaving is the way out while a colleague is joined (Hang up would end
+    // the caller's call); the incoming interpreter's Hang up leaves it.
+    el.hangup.hidden = !incoming && Boolean(colleague);
+    el.hangup.textContent = incoming ? "Leave the call" : "Hang up";
+    const text = words !== undefined ? words : {
+      none: "",
+      requested: "Looking for a colleague to take over. They will appear here when they join.",
+      offered: "A colleague is being asked to take over…",
+      joined: "",
+    }[state] || "";
+    el.handoverStatus.textContent = text;
+    el.handoverStatus.hidden = !text;
+  }
+
+  function isInterpreterParty(party) {
+    return typeof party === "string" && party.startsWith("interpreter:");
+  }
+
+  function colleaguePeer(thisCall) {
+    closeColleaguePeer(thisCall);
+    const colleague = thisCall.colleague;
+    const peer = rtc.createPeer({
+      iceServers: thisCall.iceServers,
+      iceTransportPolicy: thisCall.icePolicy,
+      onCandidate: function (candidate) {
+        if (call === thisCall && colleague.peer === peer) {
+          signalling.send("ice", { call_id: thisCall.callId, to: colleague.party, candidate: candidate });
+        }
+      },
+      onRemoteStream: function (stream) {
+        if (call === thisCall && colleague.peer === peer) rtc.showStream(el.colleagueVideo, stream);
+      },
+    });
+    if (thisCall.localStream) {
+      peer.addLocalStream(thisCall.localStream);
+    } else {
+      peer.pc.addTransceiver("video", { direction: "recvonly" });
+      peer.pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    colleague.peer = peer;
+    rtc.exposeState({ colleaguePc: peer.pc });
+    return peer;
+  }
+
+  function closeColleaguePeer(thisCall) {
+    if (thisCall.colleague && thisCall.colleague.peer) {
+      thisCall.colleague.peer.close();
+      thisCall.colleague.peer = null;
+    }
+    el.colleagueVideo.srcObject = null;
+    rtc.exposeState({ colleaguePc: null });
+  }
+
+  function setColleague(thisCall, party, name) {
+    if (!thisCall.colleague || thisCall.colleague.party !== party) {
+      closeColleaguePeer(thisCall);
+      thisCall.colleague = { party: party, name: name || "Your colleague", peer: null };
+    }
+  }
+
+  function dropColleague(thisCall) {
+    closeColleaguePeer(thisCall);
+    thisCall.colleague = null;
+    rescueFocus(el.colleague);
+  }
+
+  /* A console that joins (or comes back to) a call with a colleague in it
+     makes the offer to them, as every newcomer does. */
+  async function offerToColleague(thisCall, parties) {
+    for (const party of parties || []) {
+      if (party.role !== "interpreter" || call !== thisCall) continue;
+      setColleague(thisCall, party.party, party.name);
+      if (!party.handover) thisCall.incoming = true;
+      else thisCall.handover = "joined";
+      renderHandover(thisCall);
+      const peer = colleaguePeer(thisCall);
+      try {
+        const description = await peer.makeOffer();
+        if (thisCall.colleague && thisCall.colleague.peer === peer) {
+          signalling.send("sdp", { call_id: thisCall.callId, to: party.party, description: description });
+        }
+      } catch (err) {
+        console.error("signvideo: could not make an offer to your colleague", err);
+      }
+    }
+  }
+
+  async function onColleagueSdp(message) {
+    const thisCall = call;
+    if (!thisCall) return;
+    const description = message.description;
+    if (description.type === "answer") {
+      const peer = thisCall.colleague && thisCall.colleague.party === message.from
+        ? thisCall.colleague.peer : null;
+      if (peer && peer.pc.signalingState === "have-local-offer") {
+        try { await peer.acceptAnswer(description); } catch (err) {
+          console.error("signvideo: could not apply your colleague's answer", err);
+        }
+      }
+      return;
+    }
+    setColleague(thisCall, message.from, thisCall.colleague && thisCall.colleague.name);
+    const own = thisCall.colleague.peer;
+    if (own && own.pc.signalingState === "have-local-offer") return;
+    const peer = colleaguePeer(thisCall);
+    try {
+      const answer = await peer.answer(description);
+      if (thisCall.colleague && thisCall.colleague.peer === peer) {
+        signalling.send("sdp", { call_id: thisCall.callId, to: message.from, description: answer });
+      }
+    } catch (err) {
+      console.error("signvideo: could not answer your colleague's offer", err);
+    }
+  }
+
+  const HANDOVER_CANCELLED = {
+    cancelled_by_interpreter: "You cancelled the handover.",
+    incoming_left: "Your colleague left before taking over. The call stays with you; " +
+      "you can ask again.",
+    interpreter_disconnected: "Your colleague's connection was lost. The call stays with you; " +
+      "you can ask again.",
+  };
+
+  function onHandover(message) {
+    const thisCall = call;
+    if (!thisCall || thisCall.callId !== message.call_id) return;
+    if (message.state === "completed") {
+      // The incoming interpreter now has the call.
+      thisCall.incoming = false;
+      thisCall.handover = null;
+      dropColleague(thisCall);
+      renderHandover(thisCall, "");
+      const name = message.colleague ? message.colleague.name : "Your colleague";
+      tellInterpreter(name + " has left. The call is yours now.");
+      return;
+    }
+    if (message.state === "cancelled") {
+      thisCall.handover = null;
+      dropColleague(thisCall);
+      const words = HANDOVER_CANCELLED[message.reason] || "The handover was cancelled.";
+      renderHandover(thisCall, words);
+      tellInterpreter(words);
+      return;
+    }
+    thisCall.handover = message.state;
+    if (message.state === "joined" && message.colleague) {
+      setColleague(thisCall, message.colleague.party, message.colleague.name);
+      tellInterpreter(message.colleague.name + " has joined to take over. Connecting them…");
+    }
+    renderHandover(thisCall);
+    if (message.state === "requested") tellInterpreter("Handover asked for. Looking for a colleague…");
+  }
+
+  function requestHandover() {
+    if (!call) return;
+    el.requestHandover.disabled = true;
+    signalling.send("request_handover", { call_id: call.callId });
+  }
+
+  function cancelHandover() {
+    if (!call) return;
+    el.cancelHandover.disabled = true;
+    signalling.send("cancel_handover", { call_id: call.callId });
+  }
+
+  function completeHandover() {
+    if (!call || !call.colleague) return;
+    el.completeHandover.disabled = true;
+    tellInterpreter("Leaving the call to " + call.colleague.name + "…");
+    signalling.send("complete_handover", { call_id: call.callId });
   }
 
   // --- a hearing party ---------------------------------------------------------
@@ -576,6 +799,13 @@
   }
 
   function onPartyJoined(message) {
+    if (call && call.callId === message.call_id && message.role === "interpreter") {
+      setColleague(call, message.party, message.name);
+      closeColleaguePeer(call);
+      call.handover = "joined";
+      renderHandover(call);
+      return;
+    }
     if (!call || call.callId !== message.call_id || message.role !== "guest") return;
     showGuest(call, message.party, message.name);
     closeGuestPeer(call);
@@ -589,6 +819,12 @@
   };
 
   function onPartyLeft(message) {
+    if (call && call.callId === message.call_id && call.colleague &&
+        call.colleague.party === message.party) {
+      dropColleague(call);
+      renderHandover(call);
+      return;
+    }
     if (!call || call.callId !== message.call_id || !call.guest ||
         call.guest.party !== message.party) return;
     const name = call.guest.name;
@@ -708,6 +944,10 @@
       await onGuestSdp(message);
       return;
     }
+    if (isInterpreterParty(message.from) && message.description) {
+      await onColleagueSdp(message);
+      return;
+    }
     if (!call || !call.peer || !message.description || message.description.type !== "answer") return;
     const peer = call.peer;
     // An answer to an offer this page has since replaced is of no use.
@@ -723,6 +963,12 @@
   }
 
   function onIce(message) {
+    if (isInterpreterParty(message.from)) {
+      if (call && call.colleague && call.colleague.party === message.from && call.colleague.peer) {
+        call.colleague.peer.addRemoteCandidate(message.candidate);
+      }
+      return;
+    }
     if (message.from && message.from.startsWith("guest:")) {
       if (call && call.guest && call.guest.party === message.from && call.guest.peer) {
         call.guest.peer.addRemoteCandidate(message.candidate);
@@ -756,11 +1002,11 @@
       if (seconds >= HANDOVER_ASK_S) {
         level = "ask";
         words = "You have been interpreting for " + minutes + " minutes. Please hand over " +
-          "to a colleague now: ask your supervisor for one.";
+          "to a colleague now: select Ask for a handover.";
       } else if (seconds >= HANDOVER_SUGGEST_S) {
         level = "suggest";
         words = "You have been interpreting for " + minutes + " minutes. Think about a " +
-          "handover: a fresh interpreter makes fewer mistakes.";
+          "handover (select Ask for a handover): a fresh interpreter makes fewer mistakes.";
       }
       if (handoverEl.textContent !== words) handoverEl.textContent = words;
       handoverEl.hidden = !words;
@@ -780,6 +1026,12 @@
       call.peer.close();
     }
     hideGuest(call);
+    dropColleague(call);
+    call.handover = null;
+    el.colleague.hidden = true;
+    el.handoverStatus.hidden = true;
+    el.hangup.hidden = false;
+    el.hangup.textContent = "Hang up";
     el.guestInvitation.hidden = true;
     el.inviteGuest.textContent = "Make an invitation link";
     rtc.stopStream(call.localStream);
@@ -823,6 +1075,7 @@
       party_joined: only(onPartyJoined),
       party_left: only(onPartyLeft),
       guest_invitation: only(onGuestInvitation),
+      handover: only(onHandover),
       sdp: only(onSdp),
       ice: only(onIce),
       ended: only(onEnded),
@@ -856,6 +1109,9 @@
     if (message.request_type === "hangup") el.hangup.disabled = false;
     if (message.request_type === "invite_guest") el.inviteGuest.disabled = false;
     if (message.request_type === "remove_guest") el.removeGuest.disabled = false;
+    if (message.request_type === "request_handover") el.requestHandover.disabled = false;
+    if (message.request_type === "cancel_handover") el.cancelHandover.disabled = false;
+    if (message.request_type === "complete_handover") el.completeHandover.disabled = false;
     if (message.request_type === "set_cost_centre") el.departmentSave.disabled = false;
     if (message.request_type === "accept" && offer) {
       el.accept.disabled = false;
@@ -914,6 +1170,9 @@
   el.inviteGuest.addEventListener("click", inviteGuest);
   el.copyGuestLink.addEventListener("click", copyGuestLink);
   el.removeGuest.addEventListener("click", removeGuest);
+  el.requestHandover.addEventListener("click", requestHandover);
+  el.cancelHandover.addEventListener("click", cancelHandover);
+  el.completeHandover.addEventListener("click", completeHandover);
   el.endOtherCall.addEventListener("click", endOtherCall);
   window.addEventListener("pagehide", function () {
     leavingPage = true;

@@ -39,6 +39,8 @@
   let icePolicy = "all";
   let roles = {};          // party -> "caller" | "interpreter"
   const peers = {};        // party -> peer (rtc.createPeer)
+  const streams = {};      // party -> the stream they send
+  let names = {};          // party -> name
   let phase = "ready";     // ready, joining, in_call, reconnecting, ended
   let attempt = 0;
   let leaving = false;
@@ -59,7 +61,23 @@
     if (!peer) return;
     peer.close();
     delete peers[party];
-    videoFor(party).srcObject = null;
+    const video = videoFor(party);
+    if (video.srcObject === streams[party]) video.srcObject = null;
+    delete streams[party];
+    // In a handover, the other interpreter's picture takes the place.
+    for (const other of Object.keys(streams)) {
+      if (roles[other] === roles[party] && video.srcObject === null) {
+        rtc.showStream(video, streams[other]);
+        labelInterpreter(other);
+      }
+    }
+  }
+
+  function labelInterpreter(party) {
+    if (roles[party] === "interpreter") {
+      el.interpreterLabel.textContent = names[party]
+        ? "The interpreter, " + names[party] : "The interpreter";
+    }
   }
 
   function newPeer(party) {
@@ -71,7 +89,10 @@
         if (peers[party] === peer) send("ice", { call_id: callId, to: party, candidate: candidate });
       },
       onRemoteStream: function (stream) {
-        if (peers[party] === peer) rtc.showStream(videoFor(party), stream);
+        if (peers[party] !== peer) return;
+        streams[party] = stream;
+        rtc.showStream(videoFor(party), stream);
+        labelInterpreter(party);
       },
       onConnectionState: function (state) {
         if (peers[party] !== peer) return;
@@ -138,11 +159,11 @@
     if (Array.isArray(message.ice_servers)) iceServers = message.ice_servers;
     icePolicy = message.ice_transport_policy || "all";
     roles = {};
+    names = {};
     for (const party of message.parties || []) {
       roles[party.party] = party.role;
-      if (party.role === "interpreter" && party.name) {
-        el.interpreterLabel.textContent = "The interpreter, " + party.name;
-      }
+      names[party.party] = party.name;
+      labelInterpreter(party.party);
     }
     phase = "in_call";
     el.form.hidden = true;
@@ -203,6 +224,15 @@
       sdp: only(onSdp),
       ice: only(onIce),
       peer_resumed: only(function (message) { if (message.party) offerTo(message.party); }),
+      // An interpreter taking over joins: they make the offer.
+      party_joined: only(function (message) {
+        roles[message.party] = message.role;
+        names[message.party] = message.name;
+      }),
+      party_left: only(function (message) {
+        closePeer(message.party);
+        delete roles[message.party];
+      }),
       ended: only(onEnded),
       error: only(onError),
       pong: function () {},

@@ -349,11 +349,14 @@
       attach: function (newChannel) {
         // The text carries on where it was: both sides keep what they have.
         channel = newChannel;
-        newChannel.addEventListener("open", function () {
+        function opened() {
           if (channel !== newChannel) return;
           setOpen(true);
           sendChanges();
-        });
+        }
+        // A channel that opened before it was attached (after a handover).
+        if (newChannel.readyState === "open") opened();
+        else newChannel.addEventListener("open", opened);
         newChannel.addEventListener("close", function () {
           if (channel === newChannel) setOpen(false);
         });
