@@ -371,3 +371,44 @@ async def test_consoles_lost_during_a_handover(
         "SELECT state, interpreter_id FROM calls WHERE id = $1::uuid", call_id
     )
     assert (row["state"], row["interpreter_id"]) == ("answered", cal_id)
+
+
+async def test_a_hearing_party_follows_the_handover(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    ann, bea, caller, call_id, ann_id, bea_id = await call_with_colleague_free(
+        client, pool, open_caller, open_console
+    )
+    await ann.send(type="invite_guest", call_id=call_id)
+    token = (await ann.expect("guest_invitation"))["url"].rsplit("/", 1)[1]
+    guest = Peer(await client.ws_connect("/ws/guest"))
+    await guest.send(type="join", token=token, name="Sam Patel")
+    me = (await guest.expect("connected"))["party"]
+
+    await ann.send(type="request_handover", call_id=call_id)
+    await bea.expect("offer", call_id=call_id)
+    await bea.send(type="accept", call_id=call_id)
+    parties = (await bea.expect("connected", handover=True))["parties"]
+    assert [p["party"] for p in parties] == ["caller", f"interpreter:{ann_id}", me]
+    bea_party = f"interpreter:{bea_id}"
+    joined = await guest.expect("party_joined", party=bea_party)
+    assert joined["handover"] is True and joined["name"] == "Bea"
+    # The newcomer's offer reaches the guest, and the guest's answer comes back.
+    sdp = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
+    await bea.send(type="sdp", call_id=call_id, to=me, description=sdp)
+    assert (await guest.expect("sdp", **{"from": bea_party}))["description"] == sdp
+    await guest.send(
+        type="sdp", call_id=call_id, to=bea_party, description={**sdp, "type": "answer"}
+    )
+    assert (await bea.expect("sdp", **{"from": me}))["description"]["type"] == "answer"
+
+    await ann.send(type="complete_handover", call_id=call_id)
+    left = await guest.expect("party_left", party=f"interpreter:{ann_id}")
+    assert left["reason"] == "handed_over"
+    # Bea, now the call's interpreter, can remove the guest.
+    await bea.send(type="remove_guest", call_id=call_id, party=me)
+    assert (await guest.expect("ended"))["reason"] == "removed"
+    await caller.expect("party_left", party=me)
