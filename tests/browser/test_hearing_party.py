@@ -126,6 +126,24 @@ async def test_a_hearing_person_joins_by_link_and_is_removed(new_context: NewCon
     # The call goes on between the caller and the interpreter.
     await expect_media(caller, "pc", {"one": ("video",)})
 
+    # Another hearing person joins without a camera: sound alone.
+    await console.get_by_role("button", name="Make a new link").click()
+    await expect(link).to_have_value(re.compile(r"/guest/"))
+    second_url = await link.input_value()
+    assert second_url != url
+    voice = await (await new_context()).new_page()
+    await voice.goto(second_url)
+    await voice.get_by_label("Your name and role").fill("Alex Jones, social worker")
+    await voice.get_by_label(re.compile("Share my camera too")).uncheck()
+    await voice.get_by_role("button", name="Join the call").click()
+    await expect(voice.get_by_role("status")).to_contain_text("You are in the call", timeout=15_000)
+    await expect_media(console, "guestPc", {"one": ("audio",)})
+    sent = await voice.evaluate(
+        "Object.values(window.signvideo.pcs).map(pc => pc.getSenders()"
+        ".filter(s => s.track).map(s => s.track.kind).sort().join())"
+    )
+    assert sent == ["audio", "audio"], sent
+
     # The link was for one use.
     used = await (await new_context()).new_page()
     response = await used.goto(url)
@@ -134,3 +152,7 @@ async def test_a_hearing_person_joins_by_link_and_is_removed(new_context: NewCon
         "This link has been used already"
     )
     await assert_no_violations(used, "a used invitation link")
+    unknown = await used.goto("/guest/" + "x" * 32)
+    assert unknown is not None and unknown.status == 404
+    await expect(used.get_by_role("heading", level=1)).to_have_text("This link does not work")
+    await assert_no_violations(used, "an unknown invitation link")
