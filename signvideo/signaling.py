@@ -359,27 +359,29 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
             raise InvalidField('"token" must be the token you were given when you joined.')
         resumed = await presence.resume_caller(pool, token, process)
         call_id = resumed.call_id
-        hub.register(routing.caller_key(call_id), conn.ws)
-        if resumed.state == "answered":
-            await conn.send(
-                routing.connected_message(
-                    call_id,
-                    "caller",
-                    turn.ice_servers_for_call(config, call_id),
-                    {
-                        "display_name": await pool.fetchval(
-                            Q["display_name"], resumed.interpreter_id
-                        )
-                    },
-                    resumed=True,
-                    ice_transport_policy=config.ice_transport_policy,
-                    party=routing.CALLER_PARTY,
-                    parties=await routing.parties_in_call(pool, call_id, routing.CALLER_PARTY),
-                )
-            )
-        else:
+        if resumed.state != "answered":
+            hub.register(routing.caller_key(call_id), conn.ws)
             await queued_reply(token, resumed.authority_slug, resumed=True)
             matcher.kick()
+            return
+        # `connected` goes before any mail: the others make new WebRTC offers
+        # as soon as the resume commits, and an offer that came first would
+        # reach a page not yet back in its call.
+        connected = routing.connected_message(
+            call_id,
+            "caller",
+            turn.ice_servers_for_call(config, call_id),
+            {"display_name": await pool.fetchval(Q["display_name"], resumed.interpreter_id)},
+            resumed=True,
+            ice_transport_policy=config.ice_transport_policy,
+            party=routing.CALLER_PARTY,
+            parties=await routing.parties_in_call(pool, call_id, routing.CALLER_PARTY),
+        )
+        try:
+            await conn.send(connected)
+        finally:
+            # Whatever happens, so that a drop from here on is noticed.
+            hub.register(routing.caller_key(call_id), conn.ws)
 
     async def finish(data: dict[str, Any], reason: str, allowed: tuple[str, ...]) -> None:
         nonlocal ended
@@ -482,9 +484,12 @@ async def guest_socket(request: web.Request) -> web.WebSocketResponse:
         )
         if guest.token is not None:
             message["token"] = guest.token
-        await conn.send(message)
-        # Mail (answers to its offers) only after `connected`.
-        replaced = hub.register(key, conn.ws)
+        # Mail (answers to its offers) only after `connected`; but the socket
+        # is registered whatever happens, so that a drop is noticed.
+        try:
+            await conn.send(message)
+        finally:
+            replaced = hub.register(key, conn.ws)
         if replaced is not None:
             await replaced.close(code=4000, message=b"You joined the call in another window.")
 
