@@ -38,13 +38,44 @@ class Invitation:
     expires_at: dt.datetime
 
 
+async def _own_call(
+    con: asyncpg.Connection, user_id: int, call_id: uuid.UUID, what: str
+) -> asyncpg.Record:
+    """The interpreter's own answered call, locked; else refused, saying ``what``."""
+    call = await con.fetchrow(Q["guest_call_for_update"], call_id)
+    if call is None or call["state"] != "answered" or call["interpreter_id"] != user_id:
+        raise OutOfTurn(f"You can {what} a hearing person only in a call you are interpreting.")
+    return call
+
+
+async def _take_out(
+    con: asyncpg.Connection,
+    call_id: uuid.UUID,
+    guest_id: int,
+    reason: str,
+    *,
+    by: int | None,
+) -> bool:
+    """The guest leaves the call (``reason``: left or removed, ``by`` the
+    interpreter who removed them); False if they were not in it."""
+    if await con.fetchval(Q["guest_leave"], guest_id, reason, call_id) is None:
+        return False
+    actor = "guest" if by is None else "interpreter"
+    await routing.event(con, call_id, "guest_left", actor, by, reason=reason)
+    await routing.post(
+        con,
+        routing.guest_key(guest_id),
+        {"type": "ended", "call_id": str(call_id), "reason": "removed" if by else "guest_left"},
+    )
+    await guest_away(con, call_id, guest_id, reason)
+    return True
+
+
 async def invite(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID, ttl: float) -> Invitation:
     """A new one-time link into the interpreter's call; an older unused one dies."""
     token = secrets.token_urlsafe(24)
     async with pool.acquire() as con, con.transaction():
-        call = await con.fetchrow(Q["guest_call_for_update"], call_id)
-        if call is None or call["state"] != "answered" or call["interpreter_id"] != user_id:
-            raise OutOfTurn("You can invite a hearing person only into a call you are in.")
+        call = await _own_call(con, user_id, call_id, "invite")
         if call["guest_id"] is not None:
             raise OutOfTurn(
                 "A hearing person is already in this call. Remove them before inviting another."
@@ -59,18 +90,9 @@ async def remove(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID, party: An
     """The interpreter takes the hearing party out of the call."""
     guest_id = guest_id_of(party)
     async with pool.acquire() as con, con.transaction():
-        call = await con.fetchrow(Q["guest_call_for_update"], call_id)
-        if call is None or call["state"] != "answered" or call["interpreter_id"] != user_id:
-            raise OutOfTurn("You can remove a hearing person only from a call you are in.")
-        if await con.fetchval(Q["guest_leave"], guest_id, "removed", call_id) is None:
+        await _own_call(con, user_id, call_id, "remove")
+        if not await _take_out(con, call_id, guest_id, "removed", by=user_id):
             raise OutOfTurn(f"{party!r} is not in your call now.")
-        await routing.event(con, call_id, "guest_left", "interpreter", user_id, reason="removed")
-        await routing.post(
-            con,
-            routing.guest_key(guest_id),
-            {"type": "ended", "call_id": str(call_id), "reason": "removed"},
-        )
-        await guest_away(con, call_id, guest_id, "removed")
 
 
 def guest_id_of(party: Any) -> int:
@@ -141,27 +163,18 @@ async def resume(pool: asyncpg.Pool, token: str, process: uuid.UUID, grace: floa
 async def _announce(con: asyncpg.Connection, call_id: uuid.UUID, guest_id: int, name: str) -> None:
     """The caller and the interpreter drop any old connection to the guest and
     wait for the guest's new WebRTC offer."""
-    interpreter_id = await con.fetchval(Q["call_interpreter_id"], call_id)
     message = {
         "type": "party_joined",
         "call_id": str(call_id),
         **routing.party_entry(routing.guest_key(guest_id), "guest", name),
     }
-    await routing.post(con, routing.caller_key(call_id), message)
-    await routing.post(con, routing.interpreter_key(interpreter_id), message)
+    await routing.tell_parties(con, call_id, routing.guest_key(guest_id), message)
 
 
 async def leave(pool: asyncpg.Pool, guest_id: int, call_id: uuid.UUID) -> None:
     async with pool.acquire() as con, con.transaction():
-        if await con.fetchval(Q["guest_leave"], guest_id, "left", call_id) is None:
+        if not await _take_out(con, call_id, guest_id, "left", by=None):
             raise OutOfTurn("You are not in this call now.")
-        await routing.event(con, call_id, "guest_left", "guest", None, reason="left")
-        await routing.post(
-            con,
-            routing.guest_key(guest_id),
-            {"type": "ended", "call_id": str(call_id), "reason": "guest_left"},
-        )
-        await guest_away(con, call_id, guest_id, "left")
 
 
 async def dropped(pool: asyncpg.Pool, guest_id: int, process: uuid.UUID) -> None:

@@ -39,6 +39,17 @@ def _status(
     }
 
 
+async def _tell_asker(
+    con: asyncpg.Connection, h: asyncpg.Record, state: str, **fields: Any
+) -> None:
+    """Tell the interpreter who asked for the handover how it stands."""
+    await routing.post(
+        con,
+        routing.interpreter_key(h["from_interpreter"]),
+        _status(h["call_id"], state, **fields),
+    )
+
+
 async def _name(con: asyncpg.Connection, user_id: int) -> str:
     name: str = await con.fetchval(Q["display_name"], user_id)
     return name
@@ -76,11 +87,7 @@ async def match(pool: asyncpg.Pool, config: Config) -> int:
             offer = await con.fetchval(Q["handover_offer_message"], h["id"])
             await routing.post(con, routing.interpreter_key(who), offer)
             await routing.set_interpreter(con, who, "offered", h["call_id"])
-            await routing.post(
-                con,
-                routing.interpreter_key(h["from_interpreter"]),
-                _status(h["call_id"], "offered"),
-            )
+            await _tell_asker(con, h, "offered")
             offered += 1
     return offered
 
@@ -131,24 +138,11 @@ async def accept(
             **routing.party_entry(me, "interpreter", display_name),
             "handover": True,
         }
-        for other in await _others(con, call_id, me):
-            await routing.post(con, other, joined)
-        await routing.post(
-            con,
-            routing.interpreter_key(h["from_interpreter"]),
-            _status(call_id, "joined", routing.party_entry(me, "interpreter", display_name)),
+        await routing.tell_parties(con, call_id, me, joined)
+        await _tell_asker(
+            con, h, "joined", colleague=routing.party_entry(me, "interpreter", display_name)
         )
     return True
-
-
-async def _others(con: asyncpg.Connection, call_id: uuid.UUID, leave_out: str) -> list[str]:
-    """The mailbox keys of everyone in the call but ``leave_out``."""
-    keys = []
-    for p in await routing.parties_in_call(con, call_id, leave_out):
-        keys.append(
-            routing.caller_key(call_id) if p["party"] == routing.CALLER_PARTY else p["party"]
-        )
-    return keys
 
 
 async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> bool:
@@ -161,9 +155,7 @@ async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> bool:
         await con.execute(Q["set_missed_offers"], user_id, 0)
         await routing.set_interpreter(con, user_id, "available")
         await routing.event(con, call_id, "handover_declined", "interpreter", user_id)
-        await routing.post(
-            con, routing.interpreter_key(h["from_interpreter"]), _status(call_id, "requested")
-        )
+        await _tell_asker(con, h, "requested")
     return True
 
 
@@ -190,11 +182,7 @@ async def expire(pool: asyncpg.Pool, config: Config) -> int:
                 await routing.set_interpreter(con, who, "break", reason="missed_offers")
             else:
                 await routing.set_interpreter(con, who, "available")
-            await routing.post(
-                con,
-                routing.interpreter_key(h["from_interpreter"]),
-                _status(h["call_id"], "requested"),
-            )
+            await _tell_asker(con, h, "requested")
             count += 1
     return count
 
@@ -236,20 +224,18 @@ async def _stop(
             await routing.set_interpreter(con, who, "wrap_up", wrap_up=config_wrap_up)
         else:
             await routing.set_interpreter(con, who, "available")
-        left = {
-            "type": "party_left",
-            "call_id": str(call_id),
-            "party": routing.interpreter_key(who),
-            "reason": "left",
-        }
-        for other in await _others(con, call_id, routing.interpreter_key(who)):
-            if other != routing.interpreter_key(h["from_interpreter"]):
-                await routing.post(con, other, left)
-    await routing.post(
-        con,
-        routing.interpreter_key(h["from_interpreter"]),
-        _status(call_id, "cancelled", reason=reason),
-    )
+        await routing.tell_parties(
+            con,
+            call_id,
+            routing.interpreter_key(who),
+            {
+                "type": "party_left",
+                "call_id": str(call_id),
+                "party": routing.interpreter_key(who),
+                "reason": "left",
+            },
+        )
+    await _tell_asker(con, h, "cancelled", reason=reason)
 
 
 async def leave_incoming(
@@ -267,9 +253,7 @@ async def leave_incoming(
             # Not joined yet: someone else is asked instead.
             await con.execute(Q["handover_back_to_requested"], h["id"])
             await routing.set_interpreter(con, user_id, "available", tell=False)
-            await routing.post(
-                con, routing.interpreter_key(h["from_interpreter"]), _status(call_id, "requested")
-            )
+            await _tell_asker(con, h, "requested")
             await routing.event(con, call_id, "handover_missed", "interpreter", user_id)
             return True
         await _stop(con, h, reason, config_wrap_up=0)
@@ -312,8 +296,7 @@ async def complete(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID, config:
             "party": me,
             "reason": "handed_over",
         }
-        for other in await _others(con, call_id, me):
-            await routing.post(con, other, left)
+        await routing.tell_parties(con, call_id, me, left)
         name = await _name(con, user_id)
         await routing.post(
             con,

@@ -58,16 +58,13 @@ async def guest_away(
 ) -> None:
     """Tell the caller and the interpreter that the call's guest has gone
     (left, removed, or their connection dropped)."""
-    interpreter_id = await con.fetchval(Q["call_interpreter_id"], call_id)
     message = {
         "type": "party_left",
         "call_id": str(call_id),
         "party": routing.guest_key(guest_id),
         "reason": reason,
     }
-    await routing.post(con, routing.caller_key(call_id), message)
-    if interpreter_id is not None:
-        await routing.post(con, routing.interpreter_key(interpreter_id), message)
+    await routing.tell_parties(con, call_id, routing.guest_key(guest_id), message)
 
 
 async def _withdraw_for_absent_caller(con: asyncpg.Connection, call_id: uuid.UUID) -> None:

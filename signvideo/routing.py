@@ -520,6 +520,14 @@ async def parties_in_call(
     return [p for p in parties if p["party"] != leave_out]
 
 
+async def tell_parties(
+    con: asyncpg.Connection, call_id: uuid.UUID, leave_out: str, payload: dict[str, Any]
+) -> None:
+    """Post ``payload`` to everyone in the call now but ``leave_out``."""
+    for p in await parties_in_call(con, call_id, leave_out):
+        await post(con, caller_key(call_id) if p["party"] == CALLER_PARTY else p["party"], payload)
+
+
 async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> None:
     async with pool.acquire() as con, con.transaction():
         call = await con.fetchrow(Q["call_for_update"], call_id)

@@ -111,6 +111,3 @@ SELECT pg_notify('signvideo_mail', m.recipient || ' ' || m.id) FROM m;
 SELECT c.interpreter_id, u.display_name
 FROM calls c LEFT JOIN users u ON u.id = c.interpreter_id
 WHERE c.id = $1;
-
--- name: call_interpreter_id
-SELECT interpreter_id FROM calls WHERE id = $1;

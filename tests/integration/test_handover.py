@@ -386,7 +386,8 @@ async def test_a_hearing_party_follows_the_handover(
     token = (await ann.expect("guest_invitation"))["url"].rsplit("/", 1)[1]
     guest = Peer(await client.ws_connect("/ws/guest"))
     await guest.send(type="join", token=token, name="Sam Patel")
-    me = (await guest.expect("connected"))["party"]
+    connected = await guest.expect("connected")
+    me, resume_token = connected["party"], connected["token"]
 
     await ann.send(type="request_handover", call_id=call_id)
     await bea.expect("offer", call_id=call_id)
@@ -404,6 +405,14 @@ async def test_a_hearing_party_follows_the_handover(
         type="sdp", call_id=call_id, to=bea_party, description={**sdp, "type": "answer"}
     )
     assert (await bea.expect("sdp", **{"from": me}))["description"]["type"] == "answer"
+
+    # The incoming interpreter hears of the guest's comings and goings too.
+    await guest.close()
+    assert (await bea.expect("party_left", party=me))["reason"] == "disconnected"
+    guest = Peer(await client.ws_connect("/ws/guest"))
+    await guest.send(type="resume", token=resume_token)
+    await guest.expect("connected", resumed=True)
+    await bea.expect("party_joined", party=me)
 
     await ann.send(type="complete_handover", call_id=call_id)
     left = await guest.expect("party_left", party=f"interpreter:{ann_id}")
