@@ -531,104 +531,37 @@
     el.handoverStatus.hidden = !text;
   }
 
-  function isInterpreterParty(party) {
-    return typeof party === "string" && party.startsWith("interpreter:");
-  }
-
-  function colleaguePeer(thisCall) {
-    closeColleaguePeer(thisCall);
-    const colleague = thisCall.colleague;
-    const peer = rtc.createPeer({
-      iceServers: thisCall.iceServers,
-      iceTransportPolicy: thisCall.icePolicy,
-      onCandidate: function (candidate) {
-        if (call === thisCall && colleague.peer === peer) {
-          signalling.send("ice", { call_id: thisCall.callId, to: colleague.party, candidate: candidate });
-        }
-      },
-      onRemoteStream: function (stream) {
-        if (call === thisCall && colleague.peer === peer) rtc.showStream(el.colleagueVideo, stream);
-      },
-    });
-    if (thisCall.localStream) {
-      peer.addLocalStream(thisCall.localStream);
-    } else {
-      peer.pc.addTransceiver("video", { direction: "recvonly" });
-      peer.pc.addTransceiver("audio", { direction: "recvonly" });
-    }
-    colleague.peer = peer;
-    rtc.exposeState({ colleaguePc: peer.pc });
-    return peer;
-  }
-
-  function closeColleaguePeer(thisCall) {
-    if (thisCall.colleague && thisCall.colleague.peer) {
-      thisCall.colleague.peer.close();
-      thisCall.colleague.peer = null;
-    }
-    el.colleagueVideo.srcObject = null;
-    rtc.exposeState({ colleaguePc: null });
+  /* Which other party a message is from: "guest", "colleague" or null (the caller). */
+  function sideOf(party) {
+    if (typeof party !== "string") return null;
+    if (party.startsWith("guest:")) return "guest";
+    if (party.startsWith("interpreter:")) return "colleague";
+    return null;
   }
 
   function setColleague(thisCall, party, name) {
     if (!thisCall.colleague || thisCall.colleague.party !== party) {
-      closeColleaguePeer(thisCall);
+      closeSidePeer(thisCall, "colleague");
       thisCall.colleague = { party: party, name: name || "Your colleague", peer: null };
     }
   }
 
   function dropColleague(thisCall) {
-    closeColleaguePeer(thisCall);
+    closeSidePeer(thisCall, "colleague");
     thisCall.colleague = null;
     rescueFocus(el.colleague);
   }
 
   /* A console that joins (or comes back to) a call with a colleague in it
      makes the offer to them, as every newcomer does. */
-  async function offerToColleague(thisCall, parties) {
+  function offerToColleague(thisCall, parties) {
     for (const party of parties || []) {
       if (party.role !== "interpreter" || call !== thisCall) continue;
       setColleague(thisCall, party.party, party.name);
       if (!party.handover) thisCall.incoming = true;
       else thisCall.handover = "joined";
       renderHandover(thisCall);
-      const peer = colleaguePeer(thisCall);
-      try {
-        const description = await peer.makeOffer();
-        if (thisCall.colleague && thisCall.colleague.peer === peer) {
-          signalling.send("sdp", { call_id: thisCall.callId, to: party.party, description: description });
-        }
-      } catch (err) {
-        console.error("signvideo: could not make an offer to your colleague", err);
-      }
-    }
-  }
-
-  async function onColleagueSdp(message) {
-    const thisCall = call;
-    if (!thisCall) return;
-    const description = message.description;
-    if (description.type === "answer") {
-      const peer = thisCall.colleague && thisCall.colleague.party === message.from
-        ? thisCall.colleague.peer : null;
-      if (peer && peer.pc.signalingState === "have-local-offer") {
-        try { await peer.acceptAnswer(description); } catch (err) {
-          console.error("signvideo: could not apply your colleague's answer", err);
-        }
-      }
-      return;
-    }
-    setColleague(thisCall, message.from, thisCall.colleague && thisCall.colleague.name);
-    const own = thisCall.colleague.peer;
-    if (own && own.pc.signalingState === "have-local-offer") return;
-    const peer = colleaguePeer(thisCall);
-    try {
-      const answer = await peer.answer(description);
-      if (thisCall.colleague && thisCall.colleague.peer === peer) {
-        signalling.send("sdp", { call_id: thisCall.callId, to: message.from, description: answer });
-      }
-    } catch (err) {
-      console.error("signvideo: could not answer your colleague's offer", err);
+      offerToSide(thisCall, "colleague");
     }
   }
 
@@ -689,25 +622,42 @@
     signalling.send("complete_handover", { call_id: call.callId });
   }
 
-  // --- a hearing party ---------------------------------------------------------
+  // --- other parties: a hearing person, a colleague in a handover -------------------
 
-  /* A WebRTC connection with the call's hearing person (`party`): a new one
-     each time they join or come back. They make the offer; after this
-     console comes back, this console offers to them instead. */
-  function guestPeer(thisCall, party) {
-    closeGuestPeer(thisCall);
+  /* Besides the caller, a call may hold a hearing person (call.guest) and,
+     in a handover, a colleague (call.colleague): each {party, name, peer},
+     with a WebRTC connection of its own shown in its own video. Whoever
+     joins the call (or comes back) makes the offer; an offer that crosses
+     this console's own waiting offer is ignored, so that one of the two
+     stands. */
+  const SIDES = {
+    guest: { video: el.guestVideo, expose: "guestPc" },
+    colleague: { video: el.colleagueVideo, expose: "colleaguePc" },
+  };
+
+  function closeSidePeer(thisCall, kind) {
+    const side = thisCall[kind];
+    if (side && side.peer) {
+      side.peer.close();
+      side.peer = null;
+    }
+    SIDES[kind].video.srcObject = null;
+    rtc.exposeState({ [SIDES[kind].expose]: null });
+  }
+
+  function sidePeer(thisCall, kind) {
+    closeSidePeer(thisCall, kind);
+    const side = thisCall[kind];
     const peer = rtc.createPeer({
       iceServers: thisCall.iceServers,
       iceTransportPolicy: thisCall.icePolicy,
       onCandidate: function (candidate) {
-        if (call === thisCall && thisCall.guest && thisCall.guest.peer === peer) {
-          signalling.send("ice", { call_id: thisCall.callId, to: party, candidate: candidate });
+        if (call === thisCall && side.peer === peer) {
+          signalling.send("ice", { call_id: thisCall.callId, to: side.party, candidate: candidate });
         }
       },
       onRemoteStream: function (stream) {
-        if (call === thisCall && thisCall.guest && thisCall.guest.peer === peer) {
-          rtc.showStream(el.guestVideo, stream);
-        }
+        if (call === thisCall && side.peer === peer) rtc.showStream(SIDES[kind].video, stream);
       },
     });
     if (thisCall.localStream) {
@@ -716,26 +666,54 @@
       peer.pc.addTransceiver("video", { direction: "recvonly" });
       peer.pc.addTransceiver("audio", { direction: "recvonly" });
     }
-    thisCall.guest.peer = peer;
-    exposeGuest(thisCall);
+    side.peer = peer;
+    rtc.exposeState({ [SIDES[kind].expose]: peer.pc });
     return peer;
   }
 
-  function closeGuestPeer(thisCall) {
-    if (thisCall.guest && thisCall.guest.peer) {
-      thisCall.guest.peer.close();
-      thisCall.guest.peer = null;
+  async function offerToSide(thisCall, kind) {
+    const side = thisCall[kind];
+    const peer = sidePeer(thisCall, kind);
+    try {
+      const description = await peer.makeOffer();
+      if (side.peer === peer) {
+        signalling.send("sdp", { call_id: thisCall.callId, to: side.party, description: description });
+      }
+    } catch (err) {
+      console.error("signvideo: could not make an offer to " + side.party, err);
     }
-    el.guestVideo.srcObject = null;
   }
 
-  function exposeGuest(thisCall) {
-    rtc.exposeState({ guestPc: thisCall.guest && thisCall.guest.peer ? thisCall.guest.peer.pc : null });
+  async function onSideSdp(thisCall, kind, message) {
+    const side = thisCall[kind];
+    if (!side || side.party !== message.from) return;
+    const description = message.description;
+    const own = side.peer;
+    if (description.type === "answer") {
+      if (own && own.pc.signalingState === "have-local-offer") {
+        try { await own.acceptAnswer(description); } catch (err) {
+          console.error("signvideo: could not apply the answer of " + side.party, err);
+        }
+      }
+      return;
+    }
+    if (own && own.pc.signalingState === "have-local-offer") return;
+    const peer = sidePeer(thisCall, kind);
+    try {
+      const answer = await peer.answer(description);
+      if (side.peer === peer) {
+        signalling.send("sdp", { call_id: thisCall.callId, to: side.party, description: answer });
+      }
+    } catch (err) {
+      console.error("signvideo: could not answer the offer of " + side.party, err);
+    }
   }
+
+  // --- a hearing party ---------------------------------------------------------
 
   function showGuest(thisCall, party, name) {
     if (!thisCall.guest || thisCall.guest.party !== party) {
-      closeGuestPeer(thisCall);
+      closeSidePeer(thisCall, "guest");
       thisCall.guest = { party: party, name: name, peer: null };
     }
     el.guestHeading.textContent = name + " (hearing person) is in the call.";
@@ -747,68 +725,33 @@
   }
 
   function hideGuest(thisCall) {
-    closeGuestPeer(thisCall);
+    closeSidePeer(thisCall, "guest");
     thisCall.guest = null;
-    exposeGuest(thisCall);
     rescueFocus(el.guest);
     el.guest.hidden = true;
     el.guestNone.hidden = false;
     el.inviteGuest.disabled = false;
   }
 
-  async function offerToGuests(thisCall, parties) {
+  function offerToGuests(thisCall, parties) {
     for (const party of parties || []) {
       if (party.role !== "guest" || call !== thisCall) continue;
       showGuest(thisCall, party.party, party.name || "The hearing person");
-      const peer = guestPeer(thisCall, party.party);
-      try {
-        const description = await peer.makeOffer();
-        if (thisCall.guest && thisCall.guest.peer === peer) {
-          signalling.send("sdp", { call_id: thisCall.callId, to: party.party, description: description });
-        }
-      } catch (err) {
-        console.error("signvideo: could not make an offer to the hearing person", err);
-      }
-    }
-  }
-
-  async function onGuestSdp(message) {
-    const thisCall = call;
-    if (!thisCall || !thisCall.guest || thisCall.guest.party !== message.from) return;
-    const description = message.description;
-    if (description.type === "answer") {
-      const peer = thisCall.guest.peer;
-      if (peer && peer.pc.signalingState === "have-local-offer") {
-        try { await peer.acceptAnswer(description); } catch (err) {
-          console.error("signvideo: could not apply the hearing person's answer", err);
-        }
-      }
-      return;
-    }
-    // While this console's own offer to them is waiting, it stands.
-    if (thisCall.guest.peer && thisCall.guest.peer.pc.signalingState === "have-local-offer") return;
-    const peer = guestPeer(thisCall, message.from);
-    try {
-      const answer = await peer.answer(description);
-      if (thisCall.guest && thisCall.guest.peer === peer) {
-        signalling.send("sdp", { call_id: thisCall.callId, to: message.from, description: answer });
-      }
-    } catch (err) {
-      console.error("signvideo: could not answer the hearing person's offer", err);
+      offerToSide(thisCall, "guest");
     }
   }
 
   function onPartyJoined(message) {
     if (call && call.callId === message.call_id && message.role === "interpreter") {
       setColleague(call, message.party, message.name);
-      closeColleaguePeer(call);
+      closeSidePeer(call, "colleague");
       call.handover = "joined";
       renderHandover(call);
       return;
     }
     if (!call || call.callId !== message.call_id || message.role !== "guest") return;
     showGuest(call, message.party, message.name);
-    closeGuestPeer(call);
+    closeSidePeer(call, "guest");
     tellInterpreter(message.name + " (hearing person) has joined the call. Connecting them…");
   }
 
@@ -940,12 +883,13 @@
   }
 
   async function onSdp(message) {
-    if (message.from && message.from.startsWith("guest:") && message.description) {
-      await onGuestSdp(message);
-      return;
-    }
-    if (isInterpreterParty(message.from) && message.description) {
-      await onColleagueSdp(message);
+    const kind = sideOf(message.from);
+    if (kind && message.description) {
+      if (!call) return;
+      if (kind === "colleague" && message.description.type === "offer") {
+        setColleague(call, message.from, call.colleague && call.colleague.name);
+      }
+      await onSideSdp(call, kind, message);
       return;
     }
     if (!call || !call.peer || !message.description || message.description.type !== "answer") return;
@@ -963,15 +907,11 @@
   }
 
   function onIce(message) {
-    if (isInterpreterParty(message.from)) {
-      if (call && call.colleague && call.colleague.party === message.from && call.colleague.peer) {
-        call.colleague.peer.addRemoteCandidate(message.candidate);
-      }
-      return;
-    }
-    if (message.from && message.from.startsWith("guest:")) {
-      if (call && call.guest && call.guest.party === message.from && call.guest.peer) {
-        call.guest.peer.addRemoteCandidate(message.candidate);
+    const kind = sideOf(message.from);
+    if (kind) {
+      const side = call && call[kind];
+      if (side && side.party === message.from && side.peer) {
+        side.peer.addRemoteCandidate(message.candidate);
       }
       return;
     }
