@@ -681,43 +681,56 @@
       closeIncoming();
       incoming = { party: message.from, name: "", peer: null, stream: null, channel: null };
     }
-    if (incoming.peer) incoming.peer.close();
     const thisIncoming = incoming;
-    const incomingPeer = rtc.createPeer({
-      iceServers: callIceServers,
-      iceTransportPolicy: callIcePolicy,
-      onTextChannel: function (channel) {
-        if (thisIncoming.peer === incomingPeer) thisIncoming.channel = channel;
-      },
-      onCandidate: function (candidate) {
-        if (thisIncoming.peer === incomingPeer) {
-          send("ice", { call_id: callId, to: thisIncoming.party, candidate: candidate });
-        }
-      },
-      onRemoteStream: function (stream) {
-        if (thisIncoming.peer !== incomingPeer) return;
+    await answerSide(thisIncoming, message, "incomingPc", {
+      channel: function (channel) { thisIncoming.channel = channel; },
+      stream: function (stream) {
         thisIncoming.stream = stream;
         el.incomingCaption.textContent = (thisIncoming.name || "A new interpreter") + " (taking over)";
         rtc.showStream(el.incomingVideo, stream);
         el.incomingTile.hidden = false;
       },
-      onConnectionState: function (connectionState) {
-        if (peer === incomingPeer) onConnectionState(connectionState);
+      // Once it is the call's connection (promoteIncoming).
+      state: function (sidePeer, connectionState) {
+        if (peer === sidePeer) onConnectionState(connectionState);
       },
     });
-    incomingPeer.quality = { stop: function () {} };
-    thisIncoming.peer = incomingPeer;
-    rtc.exposeState({ incomingPc: incomingPeer.pc });
+  }
+
+  /* Answers the offer of a party other than the interpreter in charge (an
+     interpreter taking over, or a hearing person) on a new connection for
+     `side` ({party, peer}) that sends the caller's camera too. `on.stream`
+     shows what they send; `on.channel` and `on.state`, if given, get its
+     text channel and connection states. */
+  async function answerSide(side, message, exposeAs, on) {
+    if (side.peer) side.peer.close();
+    const sidePeer = rtc.createPeer({
+      iceServers: callIceServers,
+      iceTransportPolicy: callIcePolicy,
+      onTextChannel: on.channel && function (channel) {
+        if (side.peer === sidePeer) on.channel(channel);
+      },
+      onCandidate: function (candidate) {
+        if (side.peer === sidePeer) send("ice", { call_id: callId, to: side.party, candidate: candidate });
+      },
+      onRemoteStream: function (stream) {
+        if (side.peer === sidePeer) on.stream(stream);
+      },
+      onConnectionState: on.state && function (connectionState) {
+        on.state(sidePeer, connectionState);
+      },
+    });
+    sidePeer.quality = { stop: function () {} };
+    side.peer = sidePeer;
+    rtc.exposeState({ [exposeAs]: sidePeer.pc });
     await cameraSettled();
-    if (thisIncoming.peer !== incomingPeer) return;
-    if (localStream) incomingPeer.addLocalStream(localStream);
+    if (side.peer !== sidePeer) return;
+    if (localStream) sidePeer.addLocalStream(localStream);
     try {
-      const answer = await incomingPeer.answer(message.description);
-      if (thisIncoming.peer === incomingPeer) {
-        send("sdp", { call_id: callId, to: thisIncoming.party, description: answer });
-      }
+      const answer = await sidePeer.answer(message.description);
+      if (side.peer === sidePeer) send("sdp", { call_id: callId, to: side.party, description: answer });
     } catch (err) {
-      console.error("signvideo: could not answer the new interpreter's offer", err);
+      console.error("signvideo: could not answer the offer of " + side.party, err);
     }
   }
 
@@ -832,36 +845,13 @@
   async function answerGuest(message) {
     if (!inCallPhase()) return;
     if (!guest || guest.party !== message.from) setGuest(message.from, null);
-    if (guest.peer) guest.peer.close();
-    const thisGuest = guest;
-    const guestPeer = rtc.createPeer({
-      iceServers: callIceServers,
-      iceTransportPolicy: callIcePolicy,
-      onCandidate: function (candidate) {
-        if (thisGuest.peer === guestPeer) {
-          send("ice", { call_id: callId, to: thisGuest.party, candidate: candidate });
-        }
-      },
-      onRemoteStream: function (stream) {
-        if (thisGuest.peer !== guestPeer) return;
+    await answerSide(guest, message, "guestPc", {
+      stream: function (stream) {
         // Video if they share their camera; their voice is for the interpreter.
         el.guestTile.hidden = stream.getVideoTracks().length === 0;
         rtc.showStream(el.guestVideo, stream);
       },
     });
-    thisGuest.peer = guestPeer;
-    rtc.exposeState({ guestPc: guestPeer.pc });
-    await cameraSettled();
-    if (thisGuest.peer !== guestPeer) return;
-    if (localStream) guestPeer.addLocalStream(localStream);
-    try {
-      const answer = await guestPeer.answer(message.description);
-      if (thisGuest.peer === guestPeer) {
-        send("sdp", { call_id: callId, to: thisGuest.party, description: answer });
-      }
-    } catch (err) {
-      console.error("signvideo: could not answer the hearing person's offer", err);
-    }
   }
 
   function closeCall() {
