@@ -23,7 +23,7 @@ import asyncpg
 from signvideo import billing
 from signvideo.auth import token_digest
 from signvideo.config import Config
-from signvideo.db import Q
+from signvideo.db import Q, fetchrow_release_after
 from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFull
 from signvideo.hours import Closure, Schedule, describe_opening, open_state
 
@@ -187,7 +187,8 @@ async def join_queue(
             when = f" It opens again {words}."
         raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
     token = secrets.token_urlsafe(24)
-    row = await pool.fetchrow(
+    row = await fetchrow_release_after(
+        pool,
         Q["join_queue"],
         authority["id"],
         token_digest(token),
@@ -294,8 +295,10 @@ async def match_waiting(pool: asyncpg.Pool, config: Config) -> int:
 async def match_round(
     pool: asyncpg.Pool, config: Config, local_interpreters: Collection[int] = ()
 ) -> Round:
-    """One matching round, one statement (match_round in migration 0005)."""
-    row = await pool.fetchrow(
+    """One matching round, one statement (match_round in migrations 0005 and
+    0016)."""
+    row = await fetchrow_release_after(
+        pool,
         Q["match_round"],
         config.wait_ceiling,
         config.offer_timeout,
