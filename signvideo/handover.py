@@ -70,6 +70,9 @@ async def request(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> None:
 async def match(pool: asyncpg.Pool, config: Config) -> int:
     """Offer waiting handovers to free eligible interpreters; returns how many."""
     offered = 0
+    # Every matching round comes here first: one cheap look when there is none.
+    if not await pool.fetchval(Q["handovers_any_waiting"]):
+        return 0
     async with pool.acquire() as con, con.transaction():
         for h in await con.fetch(Q["handovers_waiting"]):
             who = await con.fetchval(

@@ -24,6 +24,9 @@ FROM call_handovers h
 WHERE h.to_interpreter = $1 AND h.state IN ('offered', 'joined')
 FOR UPDATE;
 
+-- name: handovers_any_waiting
+SELECT EXISTS (SELECT 1 FROM call_handovers WHERE state = 'requested');
+
 -- name: handovers_waiting
 -- Requests with nobody asked yet, oldest first; each is taken by one process.
 SELECT h.id, h.call_id, h.from_interpreter, h.declined, c.language, c.specialism,
