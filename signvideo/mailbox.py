@@ -41,6 +41,8 @@ class WaitingCaller:
     ws: web.WebSocketResponse
     last_position: int | None = None
     last_wait: int | None = None
+    # The language of their queue: a change in another's cannot move them.
+    language: str | None = None
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Hub:
     waiting: dict[uuid.UUID, WaitingCaller] = field(default_factory=dict)
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The languages whose queues changed since the last round ("" for all).
+    _changed_languages: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     listening: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,9 +92,14 @@ class Hub:
         return False
 
     def watch_position(
-        self, call_id: uuid.UUID, ws: web.WebSocketResponse, position: int, wait: int | None
+        self,
+        call_id: uuid.UUID,
+        ws: web.WebSocketResponse,
+        position: int,
+        wait: int | None,
+        language: str | None = None,
     ) -> None:
-        self.waiting[call_id] = WaitingCaller(ws, position, wait)
+        self.waiting[call_id] = WaitingCaller(ws, position, wait, language)
 
     def unwatch_position(self, call_id: uuid.UUID) -> None:
         self.waiting.pop(call_id, None)
@@ -116,7 +125,12 @@ class Hub:
         if recipient in self.sockets:
             self._mail_ids.put_nowait(int(raw_id))
 
-    def _on_queue(self, _con: object, _pid: int, _channel: str, _payload: str) -> None:
+    def _on_queue(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
+        self._queue_may_have_changed(payload)
+
+    def _queue_may_have_changed(self, language: str = "") -> None:
+        """The queue of ``language`` (every queue, for "") may have changed."""
+        self._changed_languages.add(language)
         self._queue_changed.set()
 
     def _on_authorities(self, _con: object, _pid: int, _channel: str, _payload: str) -> None:
@@ -135,7 +149,7 @@ class Hub:
                 # Changes told while we were not listening are picked up now.
                 self.authorities.forget()
                 self._mail_ids.put_nowait(-1)
-                self._queue_changed.set()
+                self._queue_may_have_changed()
                 lost = asyncio.Event()
                 con.add_termination_listener(lambda _c, event=lost: event.set())
                 await lost.wait()
@@ -258,26 +272,36 @@ class Hub:
         loop = asyncio.get_running_loop()
         last_run = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self.position_refresh):
                     await self._queue_changed.wait()
+            except TimeoutError:
+                self._changed_languages.add("")  # the refresh: everyone
             pause = last_run + self.position_interval - loop.time()
             if pause > 0:
                 await asyncio.sleep(pause)
             self._queue_changed.clear()
+            languages, self._changed_languages = self._changed_languages, set()
             last_run = loop.time()
             if not self.waiting:
                 continue
             try:
-                await self._send_positions()
+                await self._send_positions(None if "" in languages else languages)
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("could not read queue positions (%s)", err)
-                self._queue_changed.set()
+                self._queue_may_have_changed()
 
-    async def _send_positions(self) -> None:
+    async def _send_positions(self, languages: set[str] | None = None) -> None:
+        """``languages``: only the callers in those languages' queues (None: all)."""
         # Only the callers asked about: one who starts waiting while the
         # query runs is not in its answer, and is not to be dropped for that.
-        asked = dict(self.waiting)
+        asked = {
+            call_id: caller
+            for call_id, caller in self.waiting.items()
+            if languages is None or caller.language is None or caller.language in languages
+        }
+        if not asked:
+            return
         now = await routing.positions(self.pool, list(asked), self.wait_ceiling)
         staff = await admission.staffing(self.pool)
         for call_id, caller in asked.items():

@@ -110,7 +110,7 @@ async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -
                 await routing.post(con, routing.interpreter_key(incoming["to_interpreter"]), back)
             for guest in await con.fetch(Q["guests_present"], call["id"]):
                 await routing.post(con, routing.guest_key(guest["id"]), back)
-        await con.execute(Q["notify_queue_changed"])
+        await con.execute(Q["notify_queue_changed"], call["id"])
     return Resumed(call["id"], call["state"], call["slug"], call["interpreter_id"])
 
 

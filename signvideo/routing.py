@@ -445,7 +445,7 @@ async def accept(
                 parties=[party_entry(CALLER_PARTY, "caller", None)],
             ),
         )
-        await con.execute(Q["notify_queue_changed"])
+        await con.execute(Q["notify_queue_changed"], call_id)
 
 
 def interpreter_peer(call: asyncpg.Record) -> dict[str, Any]:
@@ -667,7 +667,7 @@ async def end_call(
         for guest in await con.fetch(Q["guests_end_with_call"], call_id):
             if guest["joined"]:
                 await post(con, guest_key(guest["id"]), ended)
-        await con.execute(Q["notify_queue_changed"])
+        await con.execute(Q["notify_queue_changed"], call_id)
     return True
 
 

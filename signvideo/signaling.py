@@ -286,7 +286,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         found = await routing.position_of(pool, call_id, config.wait_ceiling)
         position, language = found if found else (1, "BSL")
         wait = (await admission.staffing(pool)).expected_wait(language, position)
-        hub.watch_position(call_id, conn.ws, position, wait)
+        hub.watch_position(call_id, conn.ws, position, wait, language if found else None)
         await conn.send(
             {
                 "type": "queued",

@@ -165,7 +165,8 @@ RETURNING id, recipient, payload;
 DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);
 
 -- name: notify_queue_changed
-SELECT pg_notify('signvideo_queue', '');
+-- The queue of the call $1's language changed (migration 0019).
+SELECT pg_notify('signvideo_queue', coalesce((SELECT language FROM calls WHERE id = $1), ''));
 
 -- name: call_brief
 SELECT c.id, c.state, c.interpreter_id, c.offer_expires_at <= now() AS offer_expired

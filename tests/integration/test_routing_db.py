@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 
 from signvideo import billing, routing
 from signvideo.config import Config
-from signvideo.db import create_pool, fetchrow_release_after
+from signvideo.db import Q, create_pool, fetchrow_release_after
 from tests.integration.conftest import add_interpreter
 
 RULES = Config(wrap_up=0)
@@ -152,6 +153,50 @@ async def test_a_caller_who_starts_waiting_during_a_position_round_keeps_getting
     hub.watch_position(second.call_id, web.WebSocketResponse(), 2, None)
     await round_
     assert set(hub.waiting) == {first.call_id, second.call_id}
+
+
+async def test_a_change_in_one_languages_queue_recomputes_only_its_callers(
+    database_url: str, pool: asyncpg.Pool, seeded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes are told which language's queue changed (migration 0019),
+    and a round reads the places of that language's callers only; the
+    periodic refresh ("") reads everyone's."""
+    from aiohttp import web
+
+    from signvideo.mailbox import Hub
+
+    await pool.execute("UPDATE authorities SET languages = '{BSL,ISL}'")
+    hub = Hub(pool, database_url)
+    bsl = await routing.join_queue(pool, "demo", language="BSL")
+    isl = await routing.join_queue(pool, "demo", language="ISL")
+    asked: list[set[uuid.UUID]] = []
+    real_positions = routing.positions
+
+    async def counting(
+        pool_: asyncpg.Pool, call_ids: list[uuid.UUID], ceiling: float
+    ) -> dict[uuid.UUID, tuple[int, str]]:
+        asked.append(set(call_ids))
+        return await real_positions(pool_, call_ids, ceiling)
+
+    # Stale figures, so that a caller who is read is also sent an update.
+    hub.watch_position(bsl.call_id, web.WebSocketResponse(), 9, None, "BSL")
+    hub.watch_position(isl.call_id, web.WebSocketResponse(), 9, None, "ISL")
+    monkeypatch.setattr(routing, "positions", counting)
+    await hub._send_positions({"ISL"})
+    await hub._send_positions(None)
+    assert asked == [{isl.call_id}, {bsl.call_id, isl.call_id}]
+
+    # The notice names the language of the call that changed.
+    listener = await asyncpg.connect(database_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("signvideo_queue", lambda *a: heard.put_nowait(a[-1]))
+        await routing.join_queue(pool, "demo", language="ISL")
+        assert await asyncio.wait_for(heard.get(), 5) == "ISL"
+        await pool.execute(Q["notify_queue_changed"], bsl.call_id)
+        assert await asyncio.wait_for(heard.get(), 5) == "BSL"
+    finally:
+        await listener.close()
 
 
 async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
