@@ -104,12 +104,7 @@ async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -
         if call["state"] == "answered":
             # The others make new WebRTC offers to the caller.
             back = {"type": "peer_resumed", "call_id": str(call["id"]), "party": "caller"}
-            await routing.post(con, routing.interpreter_key(call["interpreter_id"]), back)
-            incoming = await con.fetchrow(Q["handover_joined_interpreter"], call["id"])
-            if incoming is not None:
-                await routing.post(con, routing.interpreter_key(incoming["to_interpreter"]), back)
-            for guest in await con.fetch(Q["guests_present"], call["id"]):
-                await routing.post(con, routing.guest_key(guest["id"]), back)
+            await routing.tell_parties(con, call["id"], routing.CALLER_PARTY, back)
         await con.execute(Q["notify_queue_changed"], call["id"])
     return Resumed(call["id"], call["state"], call["slug"], call["interpreter_id"])
 

@@ -495,31 +495,12 @@ async def parties_in_call(
     con: asyncpg.Connection | asyncpg.Pool, call_id: uuid.UUID, leave_out: str
 ) -> list[dict[str, Any]]:
     """Everyone in the answered call now but ``leave_out``: the caller, the
-    interpreter and a hearing party who is connected."""
-    parties = [party_entry(CALLER_PARTY, "caller", None)]
-    interpreter = await con.fetchrow(Q["call_interpreter"], call_id)
-    if interpreter is not None and interpreter["interpreter_id"] is not None:
-        parties.append(
-            party_entry(
-                interpreter_key(interpreter["interpreter_id"]),
-                "interpreter",
-                interpreter["display_name"],
-            )
-        )
-    incoming = await con.fetchrow(Q["handover_joined_interpreter"], call_id)
-    if incoming is not None:
-        parties.append(
-            {
-                **party_entry(
-                    interpreter_key(incoming["to_interpreter"]),
-                    "interpreter",
-                    incoming["display_name"],
-                ),
-                "handover": True,
-            }
-        )
-    for guest in await con.fetch(Q["guests_present"], call_id):
-        parties.append(party_entry(guest_key(guest["id"]), "guest", guest["name"]))
+    interpreter, an interpreter taking over who has joined, and a hearing
+    party who is connected (one query)."""
+    parties = []
+    for p in await con.fetch(Q["call_parties"], call_id):
+        entry = party_entry(p["party"], p["role"], p["name"])
+        parties.append({**entry, "handover": True} if p["handover"] else entry)
     return [p for p in parties if p["party"] != leave_out]
 
 

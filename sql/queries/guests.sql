@@ -60,12 +60,6 @@ UPDATE call_guests SET left_at = now(), left_reason = $2
 WHERE id = $1 AND call_id = $3 AND joined_at IS NOT NULL AND left_at IS NULL
 RETURNING id;
 
--- name: guests_present
--- The guest in a call who is connected now (at most one).
-SELECT g.id, g.name FROM call_guests g
-WHERE g.call_id = $1 AND g.joined_at IS NOT NULL AND g.left_at IS NULL AND g.gone_at IS NULL
-ORDER BY g.id;
-
 -- name: guests_end_with_call
 -- The call is over: its guest leaves, and an unused link dies.
 UPDATE call_guests
@@ -107,7 +101,22 @@ m AS (
 )
 SELECT pg_notify('signvideo_mail', m.recipient || ' ' || m.id) FROM m;
 
--- name: call_interpreter
-SELECT c.interpreter_id, u.display_name
-FROM calls c LEFT JOIN users u ON u.id = c.interpreter_id
-WHERE c.id = $1;
+
+-- name: call_parties
+-- Everyone in a call now, in order: the caller, its interpreter, an
+-- interpreter taking over who has joined (migration 0018), and a hearing
+-- party who is connected.
+SELECT 'caller' AS party, 'caller' AS role, NULL::text AS name, false AS handover, 0 AS n
+UNION ALL
+SELECT 'interpreter:' || c.interpreter_id, 'interpreter', u.display_name, false, 1
+FROM calls c JOIN users u ON u.id = c.interpreter_id
+WHERE c.id = $1
+UNION ALL
+SELECT 'interpreter:' || h.to_interpreter, 'interpreter', u.display_name, true, 2
+FROM call_handovers h JOIN users u ON u.id = h.to_interpreter
+WHERE h.call_id = $1 AND h.state = 'joined'
+UNION ALL
+SELECT 'guest:' || g.id, 'guest', g.name, false, 3
+FROM call_guests g
+WHERE g.call_id = $1 AND g.joined_at IS NOT NULL AND g.left_at IS NULL AND g.gone_at IS NULL
+ORDER BY n, party;

@@ -99,11 +99,6 @@ JOIN authorities a ON a.id = c.authority_id
 JOIN users u ON u.id = h.from_interpreter
 WHERE h.id = $1;
 
--- name: handover_joined_interpreter
--- The incoming interpreter who has joined the call, if any.
-SELECT h.to_interpreter, u.display_name
-FROM call_handovers h JOIN users u ON u.id = h.to_interpreter
-WHERE h.call_id = $1 AND h.state = 'joined';
 
 -- name: handover_incoming
 -- The handover of this call offered to, or joined by, this interpreter, with
