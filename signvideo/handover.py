@@ -87,8 +87,8 @@ async def match(pool: asyncpg.Pool, config: Config) -> int:
             await con.execute(Q["handover_offered"], h["id"], who, config.offer_timeout)
             await routing.event(con, h["call_id"], "handover_offered", "matcher", who)
             # The offer, then the new state, as for a call (match_round).
-            offer = await con.fetchval(Q["handover_offer_message"], h["id"])
-            await routing.post(con, routing.interpreter_key(who), offer)
+            offer = await con.fetchrow(Q["handover_incoming"], who, h["call_id"])
+            await routing.post(con, routing.interpreter_key(who), offer["offer"])
             await routing.set_interpreter(con, who, "offered", h["call_id"])
             await _tell_asker(con, h, "offered")
             offered += 1
@@ -179,12 +179,7 @@ async def expire(pool: asyncpg.Pool, config: Config) -> int:
                 routing.interpreter_key(who),
                 {"type": "offer_withdrawn", "call_id": str(h["call_id"]), "reason": "expired"},
             )
-            status = await con.fetchrow(Q["interpreter_state_for_update"], who)
-            missed = await con.fetchval(Q["set_missed_offers"], who, status["missed_offers"] + 1)
-            if missed >= config.max_missed_offers:
-                await routing.set_interpreter(con, who, "break", reason="missed_offers")
-            else:
-                await routing.set_interpreter(con, who, "available")
+            await routing.missed_offer(con, who, config)
             await _tell_asker(con, h, "requested")
             count += 1
     return count
@@ -223,10 +218,7 @@ async def _stop(
             routing.interpreter_key(who),
             {"type": "ended", "call_id": str(call_id), "reason": reason},
         )
-        if config_wrap_up > 0:
-            await routing.set_interpreter(con, who, "wrap_up", wrap_up=config_wrap_up)
-        else:
-            await routing.set_interpreter(con, who, "available")
+        await routing.after_call(con, who, config_wrap_up)
         await routing.tell_parties(
             con,
             call_id,
@@ -289,10 +281,7 @@ async def complete(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID, config:
         await routing.post(
             con, me, {"type": "ended", "call_id": str(call_id), "reason": "handed_over"}
         )
-        if config.wrap_up > 0:
-            await routing.set_interpreter(con, user_id, "wrap_up", wrap_up=config.wrap_up)
-        else:
-            await routing.set_interpreter(con, user_id, "available")
+        await routing.after_call(con, user_id, config.wrap_up)
         left = {
             "type": "party_left",
             "call_id": str(call_id),

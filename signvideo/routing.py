@@ -552,15 +552,27 @@ async def expire_offers(pool: asyncpg.Pool, config: Config) -> int:
             # call again once they are back, though an idler colleague will
             # be asked first (their idle time starts again now).
             await withdraw_offer(con, call_id, interpreter_id, "expired")
-            status = await con.fetchrow(Q["interpreter_state_for_update"], interpreter_id)
-            missed = await con.fetchval(
-                Q["set_missed_offers"], interpreter_id, status["missed_offers"] + 1
-            )
-            if missed >= config.max_missed_offers:
-                await set_interpreter(con, interpreter_id, "break", reason="missed_offers")
-            else:
-                await set_interpreter(con, interpreter_id, "available")
+            await missed_offer(con, interpreter_id, config)
     return len(rows)
+
+
+async def missed_offer(con: asyncpg.Connection, interpreter_id: int, config: Config) -> None:
+    """An offer (of a call or of a handover) ran out: the interpreter is free
+    again, or paused after ``max_missed_offers`` in a row."""
+    status = await con.fetchrow(Q["interpreter_state_for_update"], interpreter_id)
+    missed = await con.fetchval(Q["set_missed_offers"], interpreter_id, status["missed_offers"] + 1)
+    if missed >= config.max_missed_offers:
+        await set_interpreter(con, interpreter_id, "break", reason="missed_offers")
+    else:
+        await set_interpreter(con, interpreter_id, "available")
+
+
+async def after_call(con: asyncpg.Connection, interpreter_id: int, wrap_up: float) -> None:
+    """An interpreter's part in a call is over: wrap-up, if there is any."""
+    if wrap_up > 0:
+        await set_interpreter(con, interpreter_id, "wrap_up", wrap_up=wrap_up)
+    else:
+        await set_interpreter(con, interpreter_id, "available")
 
 
 async def end_call(
@@ -627,10 +639,7 @@ async def end_call(
         elif interpreter_id is not None and previous == "answered":
             if tell_interpreter:
                 await post(con, interpreter_key(interpreter_id), ended)
-                if config.wrap_up > 0:
-                    await set_interpreter(con, interpreter_id, "wrap_up", wrap_up=config.wrap_up)
-                else:
-                    await set_interpreter(con, interpreter_id, "available")
+                await after_call(con, interpreter_id, config.wrap_up)
             else:
                 await set_interpreter(con, interpreter_id, "offline", tell=False)
         if tell_caller:

@@ -29,12 +29,9 @@ SELECT EXISTS (SELECT 1 FROM call_handovers WHERE state = 'requested');
 
 -- name: handovers_waiting
 -- Requests with nobody asked yet, oldest first; each is taken by one process.
-SELECT h.id, h.call_id, h.from_interpreter, h.declined, c.language, c.specialism,
-       a.slug, a.name AS authority_name, u.display_name AS from_name
+SELECT h.id, h.call_id, h.from_interpreter, h.declined, c.language, c.specialism
 FROM call_handovers h
 JOIN calls c ON c.id = h.call_id
-JOIN authorities a ON a.id = c.authority_id
-JOIN users u ON u.id = h.from_interpreter
 WHERE h.state = 'requested' AND c.state = 'answered'
 ORDER BY h.requested_at
 LIMIT 20
@@ -87,22 +84,10 @@ UPDATE calls SET interpreter_id = $2 WHERE id = $1 AND state = 'answered';
 SELECT h.call_id FROM call_handovers h
 WHERE h.state = 'offered' AND h.offer_expires_at <= now();
 
--- name: handover_offer_message
--- The `offer` a console is sent for a handover.
-SELECT offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
-                     extract(epoch FROM h.offer_expires_at - now())::float8)
-       || jsonb_build_object('handover', jsonb_build_object('from', u.display_name))
-       AS offer
-FROM call_handovers h
-JOIN calls c ON c.id = h.call_id
-JOIN authorities a ON a.id = c.authority_id
-JOIN users u ON u.id = h.from_interpreter
-WHERE h.id = $1;
-
-
 -- name: handover_incoming
 -- The handover of this call offered to, or joined by, this interpreter, with
--- its offer as it stands (for a console that reconnects).
+-- its `offer` message as it stands (sent when it is offered, and again to a
+-- console that reconnects).
 SELECT h.state,
        offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
                      extract(epoch FROM h.offer_expires_at - now())::float8)
