@@ -342,11 +342,17 @@ class Matcher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            try:
-                # Handovers first: a call in progress needs its fresh interpreter.
-                from signvideo import handover
+            # Handovers first: a call in progress needs its fresh interpreter.
+            # In a try of its own, so that a failure there never stops calls
+            # being matched.
+            from signvideo import handover
 
+            try:
                 await handover.match(self.pool, self.config)
+            except Exception:
+                # Tried again at the next kick (the sweeper kicks every second).
+                log.exception("matching handovers failed")
+            try:
                 done = await match_round(self.pool, self.config, self.outbox.local_interpreters())
                 await self.outbox.send_taken(done.mail)
                 if done.again:

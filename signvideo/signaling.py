@@ -80,6 +80,16 @@ def call_id_field(data: dict[str, Any]) -> uuid.UUID:
         raise InvalidField(f'"call_id" {value[:64]!r} is not a call id.') from err
 
 
+def own_call_field(data: dict[str, Any], mine: uuid.UUID | None, not_yet: str) -> uuid.UUID:
+    """The message's "call_id", which must be this socket's call (``mine``)."""
+    wanted = call_id_field(data)
+    if mine is None:
+        raise OutOfTurn(not_yet)
+    if wanted != mine:
+        raise OutOfTurn("That call id is not yours.")
+    return mine
+
+
 def description_field(data: dict[str, Any]) -> dict[str, str]:
     desc = data.get("description")
     if not isinstance(desc, dict):
@@ -274,12 +284,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     ended = False
 
     def own_call(data: dict[str, Any]) -> uuid.UUID:
-        wanted = call_id_field(data)
-        if call_id is None:
-            raise OutOfTurn("You have not joined the queue yet.")
-        if wanted != call_id:
-            raise OutOfTurn("That call id is not yours.")
-        return call_id
+        return own_call_field(data, call_id, "You have not joined the queue yet.")
 
     async def queued_reply(token: str, slug: str, resumed: bool) -> None:
         assert call_id is not None
@@ -455,12 +460,9 @@ async def guest_socket(request: web.Request) -> web.WebSocketResponse:
     done = False
 
     def own_call(data: dict[str, Any]) -> uuid.UUID:
-        wanted = call_id_field(data)
-        if me is None:
-            raise OutOfTurn("You have not joined the call yet.")
-        if wanted != me.call_id:
-            raise OutOfTurn("That call id is not yours.")
-        return me.call_id
+        return own_call_field(
+            data, None if me is None else me.call_id, "You have not joined the call yet."
+        )
 
     def token_of(data: dict[str, Any], what: str) -> str:
         token = data.get("token")

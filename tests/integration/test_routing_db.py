@@ -345,3 +345,39 @@ async def test_a_connection_released_after_the_row_is_back_in_the_pool_reset(
         assert single.get_idle_size() == 1
     finally:
         await single.close()
+
+
+async def test_a_failure_matching_handovers_never_stops_calls_being_matched(
+    pool: asyncpg.Pool, seeded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from signvideo import handover
+
+    async def broken(*_args: Any) -> int:
+        raise RuntimeError("handover matching is broken")
+
+    class Outbox:
+        def local_interpreters(self) -> list[int]:
+            return []
+
+        async def send_taken(self, mail: list[dict[str, Any]]) -> None:
+            pass
+
+    monkeypatch.setattr(handover, "match", broken)
+    joined = await routing.join_queue(pool, "demo")
+    ann = await add_interpreter(pool, "ann@example.org")
+    await routing.set_state(pool, ann, "available")
+    matcher = routing.Matcher(pool, RULES, Outbox())
+    matcher.start()
+    try:
+        matcher.kick()
+        for _ in range(100):
+            if await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id) == (
+                "offered"
+            ):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await matcher.stop()
+    assert await pool.fetchval(
+        "SELECT interpreter_id FROM calls WHERE id = $1", joined.call_id
+    ) == (ann)
