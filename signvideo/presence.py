@@ -147,21 +147,21 @@ async def interpreter_gone(pool: asyncpg.Pool, user_id: int, config: Config) -> 
     status = await routing.interpreter_state(pool, user_id)
     if status is None:
         return
-    call_id = status["call_id"]
-    if status["state"] in ("offered", "in_call") and call_id is not None:
-        if await handover.leave_incoming(pool, user_id, call_id, "interpreter_disconnected"):
-            status = await routing.interpreter_state(pool, user_id)
-        elif status["state"] == "in_call":
-            if not await handover.complete_if_joined(pool, user_id, call_id, config):
-                await routing.end_call(
-                    pool,
-                    call_id,
-                    "interpreter_disconnected",
-                    "interpreter",
-                    config,
-                    tell_interpreter=False,
-                )
-            return
+    call_id = status["call_id"]  # set only while offered or in a call
+    left_handover = call_id is not None and await handover.leave_incoming(
+        pool, user_id, call_id, "interpreter_disconnected"
+    )
+    if status["state"] == "in_call" and not left_handover:
+        if not await handover.complete_if_joined(pool, user_id, call_id, config):
+            await routing.end_call(
+                pool,
+                call_id,
+                "interpreter_disconnected",
+                "interpreter",
+                config,
+                tell_interpreter=False,
+            )
+        return
     async with pool.acquire() as con, con.transaction():
         row = await con.fetchrow(Q["interpreter_state_for_update"], user_id)
         if row is None or row["console_gone_at"] is None or row["state"] == "in_call":
