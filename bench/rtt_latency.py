@@ -37,7 +37,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.harness import fresh_database, machine, one_server, postgres_server, report, summary_ms
 from tests.browser.conftest import CHROMIUM_ARGS
-from tests.browser.helpers import connect_call, frames_decoded
+from tests.browser.helpers import connect_call, frames_decoded, person_context
 from tests.servers import ServerProcess
 
 GOAL_MS = 300.0
@@ -201,14 +201,7 @@ async def run(browser: Browser, server: ServerProcess, chars: int, gap_s: float)
     contexts: list[BrowserContext] = []
 
     async def new_context(*, phone: bool = False, javascript: bool = True) -> BrowserContext:
-        context = await browser.new_context(
-            base_url=server.base_url,
-            permissions=["camera", "microphone"],
-            viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 900},
-            is_mobile=phone,
-            has_touch=phone,
-            java_script_enabled=javascript,
-        )
+        context = await person_context(browser, server.base_url, phone=phone, javascript=javascript)
         contexts.append(context)
         return context
 

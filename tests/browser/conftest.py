@@ -16,7 +16,7 @@ from playwright.async_api import Browser, BrowserContext, async_playwright, expe
 
 from tests.servers import running_server
 
-from .helpers import SOCKET_BLOCKER_JS, NewContext, Server, SignallingLog
+from .helpers import SOCKET_BLOCKER_JS, NewContext, Server, SignallingLog, person_context
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -112,15 +112,7 @@ async def new_context(
     console_lines: list[str] = []
 
     async def make(*, phone: bool = False, javascript: bool = True) -> BrowserContext:
-        # Callers are often on phones: a phone-sized, touch screen.
-        context = await browser.new_context(
-            base_url=server.base_url,
-            permissions=["camera", "microphone"],
-            viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 900},
-            is_mobile=phone,
-            has_touch=phone,
-            java_script_enabled=javascript,
-        )
+        context = await person_context(browser, server.base_url, phone=phone, javascript=javascript)
         # Lets a test hold a page's sockets down after a dropped connection.
         await context.add_init_script(SOCKET_BLOCKER_JS)
         name = f"context {len(contexts)}"

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import asyncpg
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import BrowserContext, Page, WebSocket, expect
+from playwright.async_api import Browser, BrowserContext, Page, WebSocket, expect
 
 INTERPRETER = ("interpreter@demo.example", "interpret-demo")
 FINANCE = ("finance@demo.example", "finance-demo")
@@ -28,6 +28,22 @@ class NewContext(Protocol):
 
 
 axe = Axe()
+
+
+async def person_context(
+    browser: Browser, base_url: str, *, phone: bool = False, javascript: bool = True
+) -> BrowserContext:
+    """A browser context for one person (their own cookie jar), allowed the
+    camera and microphone. Callers are often on phones: a phone-sized, touch
+    screen."""
+    return await browser.new_context(
+        base_url=base_url,
+        permissions=["camera", "microphone"],
+        viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 900},
+        is_mobile=phone,
+        has_touch=phone,
+        java_script_enabled=javascript,
+    )
 
 
 async def assert_no_violations(page: Page, what: str) -> None:
