@@ -103,7 +103,11 @@ async def fresh_database(server_url: str, name: str) -> str:
 
 
 async def add_interpreters(
-    url: str, count: int, languages: tuple[str, ...], prefix: str
+    url: str,
+    count: int,
+    languages: tuple[str, ...],
+    prefix: str,
+    specialisms: tuple[str, ...] = (),
 ) -> list[tuple[int, str]]:
     """`count` interpreters, each with a session; returns (user id, session token)."""
     password_hash = hash_password(secrets.token_urlsafe(12))
@@ -120,9 +124,11 @@ async def add_interpreters(
                     password_hash,
                 )
                 await con.execute(
-                    "INSERT INTO interpreters (user_id, languages) VALUES ($1, $2)",
+                    "INSERT INTO interpreters (user_id, languages, specialisms) "
+                    "VALUES ($1, $2, $3)",
                     user_id,
                     list(languages),
+                    list(specialisms),
                 )
                 token = secrets.token_urlsafe(32)
                 await con.execute(
@@ -217,15 +223,23 @@ async def open_console(http: aiohttp.ClientSession, server: ServerProcess, sessi
 
 
 async def fill_queue(
-    http: aiohttp.ClientSession, server: ServerProcess, url: str, count: int, language: str
+    http: aiohttp.ClientSession,
+    server: ServerProcess,
+    url: str,
+    count: int,
+    language: str,
+    specialism: str | None = None,
 ) -> list[Client]:
-    """`count` callers waiting for `language`, 20 joining at a time; returns
-    once the database holds them all. Nobody reads what they are sent."""
+    """`count` callers waiting for `language` (and `specialism`), 20 joining
+    at a time; returns once the database holds them all. Nobody reads what
+    they are sent."""
 
     async def join(_n: int) -> Client:
         caller = await open_caller(http, server)
         caller.keep = False
-        await caller.send(type="join", authority=BENCH_SLUG, language=language)
+        await caller.send(
+            type="join", authority=BENCH_SLUG, language=language, specialism=specialism
+        )
         return caller
 
     callers = await gather_limited(count, 20, join)

@@ -4,8 +4,12 @@ WebSockets, beside the floor and beside pgqueuer, all on one database.
 The 1,000 waiting callers want ISL; the 100 interpreters who sign ISL are on a
 break, so those callers stay queued (and watched for position changes) while
 every sample runs. The other 100 interpreters sign BSL only and are available.
-Each sample: a new caller sends `join` for BSL; the time until one of the 200
-consoles receives the `offer`. The caller then leaves, which withdraws the
+With `--waiting same-language`, the waiting callers want BSL for a legal
+matter instead, and the 100 on a break are the ones who hold the legal
+specialism: the waiting callers then share the joining caller's queue, so
+every join moves their places. Each sample: a new caller sends `join` for
+BSL (no specialism); the time until one of the 200 consoles receives the
+`offer`. The caller then leaves, which withdraws the
 offer, and the next sample waits until that interpreter is available again.
 
 Each of the three is measured after 20 unmeasured samples. The floor,
@@ -14,7 +18,7 @@ to the same server process (`ping`, `pong`) plus one durable commit of a row on
 the same database. pgqueuer: the time from `enqueue` to its entrypoint running,
 one job at a time, a worker listening in this process.
 
-    python -m bench.join_to_offer [--samples 300]
+    python -m bench.join_to_offer [--samples 300] [--waiting other-language|same-language]
 """
 
 from __future__ import annotations
@@ -87,18 +91,29 @@ async def pgqueuer_latency(url: str, samples: int) -> list[float]:
         await producer_con.close()
 
 
-async def main(samples: int) -> None:
+# What the waiting callers want: (language, specialism).
+WAITING_KINDS = {"other-language": ("ISL", None), "same-language": ("BSL", "legal")}
+
+
+async def main(samples: int, waiting_kind: str) -> None:
     raise_file_limit()
+    language, specialism = WAITING_KINDS[waiting_kind]
     async with postgres_server() as pg_url:
         url = await fresh_database(pg_url, "bench_join_to_offer")
         bsl_only = await add_interpreters(url, INTERPRETERS // 2, ("BSL",), "b")
-        bsl_isl = await add_interpreters(url, INTERPRETERS // 2, ("BSL", "ISL"), "i")
+        # On a break: the only ones who could take the waiting calls.
+        bsl_isl = await add_interpreters(
+            url, INTERPRETERS // 2, ("BSL", "ISL"), "i", ("legal",) if specialism else ()
+        )
         with TemporaryDirectory(prefix="signvideo-bench-") as tmp:
             async with (
                 one_server(url, Path(tmp), SIGNVIDEO_OFFER_TIMEOUT="60") as server,
                 client_session() as http,
             ):
-                figures = await run(http, server, url, bsl_only, bsl_isl, samples)
+                figures = await run(
+                    http, server, url, bsl_only, bsl_isl, samples, (language, specialism)
+                )
+                figures["waiting_callers_want"] = {"language": language, "specialism": specialism}
         figures["pgqueuer_enqueue_to_dequeue_ms"] = summary_ms(await pgqueuer_latency(url, samples))
         figures["database"] = await database_settings(url)
     floor_p99 = figures["floor_ms"]["p99"]
@@ -119,6 +134,7 @@ async def run(
     bsl_only: list[tuple[int, str]],
     bsl_isl: list[tuple[int, str]],
     samples: int,
+    waiting_for: tuple[str, str | None],
 ) -> dict[str, Any]:
     offers: asyncio.Queue[tuple[float, Client, dict[str, object]]] = asyncio.Queue()
 
@@ -139,7 +155,7 @@ async def run(
         await console.expect("state", state="available")
         consoles.append(console)
 
-    waiting = await fill_queue(http, server, url, WAITING, "ISL")
+    waiting = await fill_queue(http, server, url, WAITING, *waiting_for)
     db = await asyncpg.connect(url)
     await db.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, at timestamptz)")
     await asyncio.sleep(2)  # let the position updates for the joins settle
@@ -183,4 +199,6 @@ async def run(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
-    asyncio.run(main(parser.parse_args().samples))
+    parser.add_argument("--waiting", choices=sorted(WAITING_KINDS), default="other-language")
+    args = parser.parse_args()
+    asyncio.run(main(args.samples, args.waiting))

@@ -25,14 +25,17 @@ class Staffing:
     on_duty: dict[str, int]
     idle: dict[str, int]
 
-    def expected_wait(self, language: str, position: int) -> int | None:
+    def expected_wait(self, language: str, position: int, offered: bool = False) -> int | None:
         """Seconds until a caller at ``position`` (1 = next) is likely to be answered.
 
         With ``n`` interpreters on duty finishing calls of average length ``h``
         at random moments, one frees up every ``h / n`` on average; the callers
         ahead who are not served by an idle interpreter each take one of them.
-        None when no interpreter who speaks the language is on duty.
+        None when no interpreter who speaks the language is on duty. A call
+        being `offered` to an interpreter is about to be answered: 0.
         """
+        if offered:
+            return 0
         on_duty = self.on_duty.get(language, 0)
         if on_duty == 0:
             return None

@@ -312,8 +312,8 @@ class Hub:
                 # Answered or ended: its own messages say so.
                 del self.waiting[call_id]
                 continue
-            position, language = found
-            wait = staff.expected_wait(language, position)
+            position = found.position
+            wait = staff.expected_wait(found.language, position, found.offered)
             if (position, wait) != (caller.last_position, caller.last_wait):
                 caller.last_position, caller.last_wait = position, wait
                 await self._send(

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 
@@ -118,8 +118,11 @@ class Joined:
     call_id: uuid.UUID
     token: str
     authority_slug: str
-    # What the join's own matching round did (see Round).
+    language: str
+    # What the join's own matching round did (see Round), and whether it
+    # offered this call.
     matched: Round
+    offered: bool
 
 
 def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
@@ -208,7 +211,7 @@ async def join_queue(
         log.warning(
             "matching inside a join failed (%s); the matcher will retry", row["match_error"]
         )
-    return Joined(row["call_id"], token, slug, _round(row))
+    return Joined(row["call_id"], token, slug, language, _round(row), row["offered"])
 
 
 # How long a process keeps what joins check about an authority, at most: the
@@ -248,21 +251,32 @@ class AuthorityCache:
         self._kept.clear()
 
 
-async def position_of(
-    pool: asyncpg.Pool, call_id: uuid.UUID, wait_ceiling: float
-) -> tuple[int, str] | None:
-    """One call's place in the queue of its language, 1 being next; None
-    when it is not waiting."""
+class Place(NamedTuple):
+    """A waiting call's place: 1 is next. A call being offered to an
+    interpreter is next, whatever other calls are being offered."""
+
+    position: int
+    language: str
+    offered: bool
+
+
+def _place(row: asyncpg.Record) -> Place:
+    offered = bool(row["offered"])
+    return Place(1 if offered else row["position"], row["language"], offered)
+
+
+async def position_of(pool: asyncpg.Pool, call_id: uuid.UUID, wait_ceiling: float) -> Place | None:
+    """One call's place in the queue of its language; None when it is not waiting."""
     row = await pool.fetchrow(Q["position_of"], call_id, wait_ceiling)
-    return None if row is None else (row["position"], row["language"])
+    return None if row is None else _place(row)
 
 
 async def positions(
     pool: asyncpg.Pool, call_ids: list[uuid.UUID], wait_ceiling: float
-) -> dict[uuid.UUID, tuple[int, str]]:
-    """Each call's place in the queue of its language, 1 being next."""
+) -> dict[uuid.UUID, Place]:
+    """Each call's place in the queue of its language."""
     rows = await pool.fetch(Q["waiting_positions"], call_ids, wait_ceiling)
-    return {r["id"]: (r["position"], r["language"]) for r in rows}
+    return {r["id"]: _place(r) for r in rows}
 
 
 # Matching and offers -----------------------------------------------------------

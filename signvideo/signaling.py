@@ -286,12 +286,24 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     def own_call(data: dict[str, Any]) -> uuid.UUID:
         return own_call_field(data, call_id, "You have not joined the queue yet.")
 
-    async def queued_reply(token: str, slug: str, resumed: bool) -> None:
+    async def queued_reply(
+        token: str, slug: str, resumed: bool, offered_in: str | None = None
+    ) -> None:
+        """`offered_in`: the language of a call its join offered at once (the
+        caller is next, and an interpreter has it: no need to read the queue)."""
         assert call_id is not None
-        found = await routing.position_of(pool, call_id, config.wait_ceiling)
-        position, language = found if found else (1, "BSL")
-        wait = (await admission.staffing(pool)).expected_wait(language, position)
-        hub.watch_position(call_id, conn.ws, position, wait, language if found else None)
+        if offered_in is not None:
+            found: routing.Place | None = routing.Place(1, offered_in, True)
+        else:
+            found = await routing.position_of(pool, call_id, config.wait_ceiling)
+        place = found or routing.Place(1, "BSL", False)
+        position = place.position
+        if place.offered:
+            wait: int | None = 0
+        else:
+            wait = (await admission.staffing(pool)).expected_wait(place.language, position)
+        watched = found.language if found else None
+        hub.watch_position(call_id, conn.ws, position, wait, watched)
         await conn.send(
             {
                 "type": "queued",
@@ -347,7 +359,12 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 await privacy.remember_contact(pool, call_id, contact.strip())
             if cost_centre is not None:
                 await pool.execute(Q["set_cost_centre"], call_id, cost_centre)
-            await queued_reply(joined.token, joined.authority_slug, resumed=False)
+            await queued_reply(
+                joined.token,
+                joined.authority_slug,
+                resumed=False,
+                offered_in=joined.language if joined.offered else None,
+            )
         finally:
             # The socket takes its mail only after `queued`, so that nothing
             # about the call reaches the caller before it; but it takes it

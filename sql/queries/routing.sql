@@ -31,8 +31,8 @@ CROSS JOIN LATERAL (
 WHERE a.slug = $1;
 
 -- name: join_queue
--- One round trip: see join_queue in migration 0005.
-SELECT call_id, offers, again, mail, match_error
+-- One round trip: see join_queue in migrations 0005 and 0021.
+SELECT call_id, offers, again, mail, match_error, offered
 FROM join_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: match_round
@@ -59,10 +59,10 @@ WITH w AS (
                  dispatch_band(c.queued_at, c.deadline_at, $2),
                  dispatch_due(c.queued_at, c.deadline_at, $2),
                  c.queued_at, c.id) AS position,
-           c.language
+           c.language, c.state = 'offered' AS offered
     FROM calls c WHERE c.state IN ('queued', 'offered')
 )
-SELECT id, position, language FROM w WHERE id = ANY ($1::uuid[]);
+SELECT id, position, language, offered FROM w WHERE id = ANY ($1::uuid[]);
 
 -- name: position_of
 -- One waiting call's place among the calls of its language, the same as
@@ -83,7 +83,7 @@ SELECT 1 + (SELECT count(*) FROM keyed k
               AND (k.not_offered, k.priority, k.band, k.due, k.queued_at, k.id)
                   < (me.not_offered, me.priority, me.band, me.due, me.queued_at, me.id)
            ) AS position,
-       me.language
+       me.language, NOT me.not_offered AS offered
 FROM me;
 
 -- name: set_interpreter_state

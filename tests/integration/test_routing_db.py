@@ -174,7 +174,7 @@ async def test_a_change_in_one_languages_queue_recomputes_only_its_callers(
 
     async def counting(
         pool_: asyncpg.Pool, call_ids: list[uuid.UUID], ceiling: float
-    ) -> dict[uuid.UUID, tuple[int, str]]:
+    ) -> dict[uuid.UUID, routing.Place]:
         asked.append(set(call_ids))
         return await real_positions(pool_, call_ids, ceiling)
 
@@ -197,6 +197,30 @@ async def test_a_change_in_one_languages_queue_recomputes_only_its_callers(
         assert await asyncio.wait_for(heard.get(), 5) == "BSL"
     finally:
         await listener.close()
+
+
+async def test_callers_being_offered_are_told_they_are_next_and_about_to_be_answered(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """However many calls are being offered, each of their callers is next,
+    with no wait to speak of; a caller waiting behind them counts them."""
+    from aiohttp import web
+
+    from signvideo.mailbox import Hub
+
+    for email in ("ann@example.org", "bob@example.org"):
+        await routing.set_state(pool, await add_interpreter(pool, email), "available")
+    joined = [await routing.join_queue(pool, "demo", match=RULES) for _ in range(3)]
+    assert [j.offered for j in joined] == [True, True, False]
+    hub = Hub(pool, database_url)
+    for j in joined:
+        hub.watch_position(j.call_id, web.WebSocketResponse(), 0, None, "BSL")
+    await hub._send_positions(None)
+    told = [
+        (hub.waiting[j.call_id].last_position, hub.waiting[j.call_id].last_wait) for j in joined
+    ]
+    # Third: two interpreters, both busy, 600 s a call by default: 3 * 600 / 2.
+    assert told == [(1, 0), (1, 0), (3, 900)]
 
 
 async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
@@ -226,7 +250,10 @@ async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
     assert await routing.match_waiting(pool, RULES) == 1  # one ISL call is offered
 
     whole = await routing.positions(pool, calls, 300)
-    assert sorted(p for p, language in whole.values() if language == "BSL") == list(range(1, 13))
+    assert sorted(p for p, language, _ in whole.values() if language == "BSL") == list(range(1, 13))
+    # The call being offered is next; the ISL calls waiting count it as ahead.
+    isl = sorted((p.position, p.offered) for p in whole.values() if p.language == "ISL")
+    assert isl == [(1, True), *((n, False) for n in range(2, 13))]
     for call_id in calls:
         assert await routing.position_of(pool, call_id, 300) == whole[call_id], call_id
     await routing.end_call(pool, calls[0], "caller_left", "caller", RULES)
@@ -381,3 +408,114 @@ async def test_a_failure_matching_handovers_never_stops_calls_being_matched(
     assert await pool.fetchval(
         "SELECT interpreter_id FROM calls WHERE id = $1", joined.call_id
     ) == (ann)
+
+
+async def _call_state(pool: asyncpg.Pool, call_id: uuid.UUID) -> tuple[str, int | None]:
+    row = await pool.fetchrow("SELECT state, interpreter_id FROM calls WHERE id = $1", call_id)
+    return row["state"], row["interpreter_id"]
+
+
+async def test_a_join_is_offered_at_once_only_when_no_call_ahead_could_take_its_interpreter(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """A join offers its own call straight away (migration 0021) only when a
+    whole round would: never past a waiting call, ahead in dispatch order,
+    that the free interpreter may take. Here the interpreter became free with
+    no round run since (as when another process has not yet run it)."""
+    await pool.execute("UPDATE authorities SET languages = '{BSL,ISL}'")
+    ann = await add_interpreter(pool, "ann@example.org", specialisms=("health",))
+    bob = await add_interpreter(pool, "bob@example.org", languages=("ISL",))
+    earlier = await routing.join_queue(pool, "demo", specialism="health")
+    irish = await routing.join_queue(pool, "demo", language="ISL")
+    await routing.set_state(pool, ann, "available")
+    await routing.set_state(pool, bob, "available")
+
+    # A call ahead that Ann may take: the join runs a whole round, which
+    # offers that call to Ann, and the Irish call (ahead too) to Bob.
+    first = await routing.join_queue(pool, "demo", match=RULES)
+    assert (first.offered, first.matched.offers) == (False, 2)
+    assert await _call_state(pool, earlier.call_id) == ("offered", ann)
+    assert await _call_state(pool, irish.call_id) == ("offered", bob)
+    assert await _call_state(pool, first.call_id) == ("queued", None)
+    await routing.end_call(pool, earlier.call_id, "caller_left", "caller", RULES)
+    await routing.end_call(pool, irish.call_id, "caller_left", "caller", RULES)
+    await routing.end_call(pool, first.call_id, "caller_left", "caller", RULES)
+
+    # Calls ahead that she declined, or may not take, or that are past their
+    # window (after a caller still inside theirs), or whose caller has
+    # dropped, do not hold the join back.
+    declined = await routing.join_queue(pool, "demo")
+    await pool.execute(
+        "INSERT INTO call_declines (call_id, interpreter_id) VALUES ($1, $2)",
+        declined.call_id,
+        ann,
+    )
+    legal = await routing.join_queue(pool, "demo", specialism="legal")
+    late = await routing.join_queue(pool, "demo")
+    await pool.execute(
+        "UPDATE calls SET queued_at = now() - interval '90 s', "
+        "deadline_at = now() - interval '30 s' WHERE id = $1",
+        late.call_id,
+    )
+    gone = await routing.join_queue(pool, "demo")
+    await pool.execute("UPDATE calls SET caller_gone_at = now() WHERE id = $1", gone.call_id)
+    # Bob is free again too, with an Irish call waiting that no round has
+    # offered him yet: the join's offer is its own alone, so that call is
+    # left for the matcher (which each process runs when someone is freed).
+    assert (await routing.interpreter_state(pool, bob))["state"] == "available"
+    irish_again = await routing.join_queue(pool, "demo", language="ISL")
+    await routing.set_state(pool, ann, "available")
+    now = await routing.join_queue(pool, "demo", match=RULES)
+    assert (now.offered, now.matched.offers) == (True, 1)
+    assert await _call_state(pool, now.call_id) == ("offered", ann)
+    assert now.matched.mail == []  # her console is not this process's: stored
+    for waiting in (declined, legal, late, gone, irish_again):
+        assert await _call_state(pool, waiting.call_id) == ("queued", None)
+    assert await routing.match_waiting(pool, RULES) == 1
+    assert await _call_state(pool, irish_again.call_id) == ("offered", bob)
+    stored = await pool.fetch(
+        "SELECT payload FROM mailbox WHERE recipient = $1 ORDER BY id", f"interpreter:{ann}"
+    )
+    assert [m["payload"]["type"] for m in stored][-2:] == ["offer", "state"]
+    assert stored[-2]["payload"]["call_id"] == str(now.call_id)
+    events = await pool.fetch(
+        "SELECT kind, interpreter_id FROM call_events WHERE call_id = $1 ORDER BY id",
+        now.call_id,
+    )
+    assert [(e["kind"], e["interpreter_id"]) for e in events] == [
+        ("queued", None),
+        ("offered", ann),
+    ]
+    status = await routing.interpreter_state(pool, ann)
+    assert (status["state"], status["call_id"]) == ("offered", now.call_id)
+
+    # With no one free, the join just waits.
+    alone = await routing.join_queue(pool, "demo", match=RULES)
+    assert (alone.offered, alone.matched) == (False, routing.Round(0, [], again=False))
+
+
+async def test_a_join_offered_at_once_to_a_local_console_hands_back_its_mail_in_order(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """Messages already stored for that console come first, then the offer
+    and the new state, none of them left in the mailbox."""
+    ann = await add_interpreter(pool, "ann@example.org")
+    await routing.set_state(pool, ann, "available")
+    await pool.execute(
+        'INSERT INTO mailbox (recipient, payload) VALUES ($1, \'{"type": "older"}\')',
+        f"interpreter:{ann}",
+    )
+    stored = [
+        r["payload"]["type"]
+        for r in await pool.fetch(
+            "SELECT payload FROM mailbox WHERE recipient = $1 ORDER BY id", f"interpreter:{ann}"
+        )
+    ]
+    assert stored[-1] == "older"
+    joined = await routing.join_queue(pool, "demo", match=RULES, local_interpreters=[ann])
+    assert joined.offered
+    assert [(m["recipient"], m["payload"]["type"]) for m in joined.matched.mail] == [
+        (f"interpreter:{ann}", kind) for kind in [*stored, "offer", "state"]
+    ]
+    assert joined.matched.mail[-2]["payload"]["call_id"] == str(joined.call_id)
+    assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0

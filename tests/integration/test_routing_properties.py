@@ -10,6 +10,7 @@ take, for the eligible interpreter idle longest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ CALLS = st.tuples(
     st.sampled_from([0, 0, 0, 1]),
 )
 JOIN = st.tuples(st.just("join"), CALLS)
+# An interpreter made free, then a join that is matched in its own
+# transaction (as the service joins) before any round has run for the free
+# interpreter: the join's own offer must follow the same order as a round.
+FREE_AND_JOIN = st.tuples(st.just("free_and_join"), st.tuples(st.integers(0, 3), CALLS))
 STEPS = st.lists(
     st.one_of(
         # Joins are weighted up so that queues build behind busy interpreters.
@@ -51,6 +56,8 @@ STEPS = st.lists(
         JOIN,
         JOIN,
         JOIN,
+        FREE_AND_JOIN,
+        FREE_AND_JOIN,
         st.tuples(st.just("available"), st.integers(0, 3)),
         st.tuples(st.just("available"), st.integers(0, 3)),
         st.tuples(st.just("offline"), st.integers(0, 3)),
@@ -287,6 +294,22 @@ async def run_step(pool: asyncpg.Pool, world: World, step: tuple[str, Any]) -> N
             )
             world.calls.append(joined.call_id)
             world.tokens[joined.call_id] = joined.token
+        elif kind == "free_and_join":
+            who, (slug, language, specialism, _age, _priority) = arg
+            with contextlib.suppress(SignvideoError):  # busy: the join goes ahead all the same
+                await routing.set_state(pool, interpreters[who % len(interpreters)], "available")
+            joined = await routing.join_queue(
+                pool,
+                slug,
+                language=language,
+                specialism=specialism,
+                process_id=PROCESS,
+                match=RULES,
+            )
+            world.calls.append(joined.call_id)
+            world.tokens[joined.call_id] = joined.token
+            state = await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id)
+            assert joined.offered == (state == "offered"), (joined, state)
         elif kind in ("available", "offline"):
             await routing.set_state(pool, interpreters[arg % len(interpreters)], kind)
         elif kind in ("accept", "decline", "hangup", "expire"):
@@ -381,3 +404,23 @@ async def test_a_free_interpreter_takes_calls_in_dispatch_order(
         await routing.accept(pool, interpreter, "I", status["call_id"], [])
         await routing.end_call(pool, status["call_id"], "caller_hung_up", "caller", RULES)
     assert served == expected
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(profile=PROFILES, waiting=st.lists(CALLS, min_size=1, max_size=6), joiner=CALLS)
+async def test_a_join_offered_at_once_never_passes_over_a_call_ahead(
+    pool: asyncpg.Pool, profile: Any, waiting: list[Any], joiner: Any
+) -> None:
+    """Calls wait; an interpreter is freed, and before any round runs a caller
+    joins with matching in the join's own transaction (migration 0021). The
+    offer made is the one a round would make."""
+    world = await setup_world(pool, [profile])
+    for call in waiting:
+        await run_step(pool, world, ("join", call))
+    await run_step(pool, world, ("free_and_join", (0, joiner)))
+    await check_invariants(pool, world, set())
+    await check_event_log(pool)

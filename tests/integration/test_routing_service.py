@@ -171,7 +171,9 @@ async def test_expected_wait_is_honest(
     # Ann is offered the first caller; the second waits about one handle time.
     first, second = await open_caller(), await open_caller()
     await first.send(type="join", authority="demo")
-    await first.expect("queued")
+    queued = await first.expect("queued")
+    # Offered with the join's own commit: next, and about to be answered.
+    assert (queued["position"], queued["expected_wait_seconds"]) == (1, 0)
     await ann.expect("offer")
     await second.send(type="join", authority="demo")
     queued = await second.expect("queued")
