@@ -252,8 +252,9 @@ class AuthorityCache:
 
 
 class Place(NamedTuple):
-    """A waiting call's place: 1 is next. A call being offered to an
-    interpreter is next, whatever other calls are being offered."""
+    """A waiting call's place among the waiting calls of its language, 1 being
+    next; a call being `offered` to an interpreter is next, and ahead of no
+    one (waiting_positions)."""
 
     position: int
     language: str
@@ -261,8 +262,7 @@ class Place(NamedTuple):
 
 
 def _place(row: asyncpg.Record) -> Place:
-    offered = bool(row["offered"])
-    return Place(1 if offered else row["position"], row["language"], offered)
+    return Place(row["position"], row["language"], row["offered"])
 
 
 async def position_of(pool: asyncpg.Pool, call_id: uuid.UUID, wait_ceiling: float) -> Place | None:

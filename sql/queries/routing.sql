@@ -49,41 +49,46 @@ SELECT c.id, c.state, c.interpreter_id, c.queued_at, c.answered_at,
 FROM calls c WHERE c.id = $1 FOR UPDATE;
 
 -- name: waiting_positions
--- Each waiting call's place among the calls of its language, in dispatch
--- order (migration 0004; $2 the wait ceiling); calls being offered are at
--- the front.
+-- Each waiting call's place among the waiting calls of its language, in
+-- dispatch order (migration 0004; $2 the wait ceiling), 1 being next. A
+-- call being offered to an interpreter has one and is about to be answered:
+-- it is next itself, and it is not ahead of anyone (its offer neither
+-- moves the others nor adds to their wait; a declined call comes back in
+-- its own place).
 WITH w AS (
     SELECT c.id, row_number() OVER (
         PARTITION BY c.language
-        ORDER BY (c.state = 'offered') DESC, c.priority DESC,
+        ORDER BY c.priority DESC,
                  dispatch_band(c.queued_at, c.deadline_at, $2),
                  dispatch_due(c.queued_at, c.deadline_at, $2),
                  c.queued_at, c.id) AS position,
-           c.language, c.state = 'offered' AS offered
-    FROM calls c WHERE c.state IN ('queued', 'offered')
+           c.language
+    FROM calls c WHERE c.state = 'queued'
 )
-SELECT id, position, language, offered FROM w WHERE id = ANY ($1::uuid[]);
+SELECT id, position, language, false AS offered FROM w WHERE id = ANY ($1::uuid[])
+UNION ALL
+SELECT id, 1, language, true FROM calls WHERE state = 'offered' AND id = ANY ($1::uuid[]);
 
 -- name: position_of
--- One waiting call's place among the calls of its language, the same as
--- waiting_positions gives (1 = next), by counting the calls ahead of it in
--- dispatch order rather than ranking the whole queue. No row when the call
--- is not waiting.
-WITH keyed AS (
-    SELECT c.id, c.language,
-           c.state <> 'offered' AS not_offered, -c.priority AS priority,
+-- One waiting call's place, the same as waiting_positions gives, by
+-- counting the waiting calls ahead of it in dispatch order rather than
+-- ranking the whole queue. No row when the call is neither waiting nor
+-- being offered.
+WITH me AS (
+    SELECT c.id, c.language, c.state = 'offered' AS offered, -c.priority AS priority,
            dispatch_band(c.queued_at, c.deadline_at, $2) AS band,
            dispatch_due(c.queued_at, c.deadline_at, $2) AS due,
            c.queued_at
-    FROM calls c WHERE c.state IN ('queued', 'offered')
-),
-me AS (SELECT * FROM keyed WHERE id = $1)
-SELECT 1 + (SELECT count(*) FROM keyed k
-            WHERE k.language = me.language
-              AND (k.not_offered, k.priority, k.band, k.due, k.queued_at, k.id)
-                  < (me.not_offered, me.priority, me.band, me.due, me.queued_at, me.id)
-           ) AS position,
-       me.language, NOT me.not_offered AS offered
+    FROM calls c WHERE c.id = $1 AND c.state IN ('queued', 'offered')
+)
+SELECT CASE WHEN me.offered THEN 1
+            ELSE 1 + (SELECT count(*) FROM calls k
+                      WHERE k.state = 'queued' AND k.language = me.language
+                        AND (-k.priority, dispatch_band(k.queued_at, k.deadline_at, $2),
+                             dispatch_due(k.queued_at, k.deadline_at, $2), k.queued_at, k.id)
+                            < (me.priority, me.band, me.due, me.queued_at, me.id))
+       END AS position,
+       me.language, me.offered
 FROM me;
 
 -- name: set_interpreter_state

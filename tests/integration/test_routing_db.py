@@ -203,15 +203,15 @@ async def test_callers_being_offered_are_told_they_are_next_and_about_to_be_answ
     database_url: str, pool: asyncpg.Pool, seeded: None
 ) -> None:
     """However many calls are being offered, each of their callers is next,
-    with no wait to speak of; a caller waiting behind them counts them."""
+    with no wait to speak of; the callers still waiting count only each other."""
     from aiohttp import web
 
     from signvideo.mailbox import Hub
 
     for email in ("ann@example.org", "bob@example.org"):
         await routing.set_state(pool, await add_interpreter(pool, email), "available")
-    joined = [await routing.join_queue(pool, "demo", match=RULES) for _ in range(3)]
-    assert [j.offered for j in joined] == [True, True, False]
+    joined = [await routing.join_queue(pool, "demo", match=RULES) for _ in range(4)]
+    assert [j.offered for j in joined] == [True, True, False, False]
     hub = Hub(pool, database_url)
     for j in joined:
         hub.watch_position(j.call_id, web.WebSocketResponse(), 0, None, "BSL")
@@ -219,8 +219,9 @@ async def test_callers_being_offered_are_told_they_are_next_and_about_to_be_answ
     told = [
         (hub.waiting[j.call_id].last_position, hub.waiting[j.call_id].last_wait) for j in joined
     ]
-    # Third: two interpreters, both busy, 600 s a call by default: 3 * 600 / 2.
-    assert told == [(1, 0), (1, 0), (3, 900)]
+    # The calls being offered are ahead of no one. Two interpreters, both
+    # taken, 600 s a call by default: the first waiting caller 1 * 600 / 2.
+    assert told == [(1, 0), (1, 0), (1, 300), (2, 600)]
 
 
 async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
@@ -251,9 +252,9 @@ async def test_one_callers_place_is_the_same_as_in_the_whole_queue(
 
     whole = await routing.positions(pool, calls, 300)
     assert sorted(p for p, language, _ in whole.values() if language == "BSL") == list(range(1, 13))
-    # The call being offered is next; the ISL calls waiting count it as ahead.
+    # The call being offered is next, and ahead of none of the ISL calls waiting.
     isl = sorted((p.position, p.offered) for p in whole.values() if p.language == "ISL")
-    assert isl == [(1, True), *((n, False) for n in range(2, 13))]
+    assert isl == [(1, False), (1, True), *((n, False) for n in range(2, 12))]
     for call_id in calls:
         assert await routing.position_of(pool, call_id, 300) == whole[call_id], call_id
     await routing.end_call(pool, calls[0], "caller_left", "caller", RULES)
@@ -492,6 +493,25 @@ async def test_a_join_is_offered_at_once_only_when_no_call_ahead_could_take_its_
     # With no one free, the join just waits.
     alone = await routing.join_queue(pool, "demo", match=RULES)
     assert (alone.offered, alone.matched) == (False, routing.Round(0, [], again=False))
+
+
+async def test_only_a_join_left_waiting_tells_the_processes_that_places_changed(
+    database_url: str, pool: asyncpg.Pool, seeded: None
+) -> None:
+    """A call offered with its join's commit is ahead of no one: the join
+    sends no queue notice, so no process reads its callers' places again."""
+    await pool.execute("UPDATE authorities SET languages = '{BSL,ISL}'")
+    await routing.set_state(pool, await add_interpreter(pool, "ann@example.org"), "available")
+    listener = await asyncpg.connect(database_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("signvideo_queue", lambda *a: heard.put_nowait(a[-1]))
+        assert (await routing.join_queue(pool, "demo", match=RULES)).offered
+        assert not (await routing.join_queue(pool, "demo", language="ISL", match=RULES)).offered
+        # Notices arrive in commit order: the first heard is the waiting call's.
+        assert await asyncio.wait_for(heard.get(), 5) == "ISL"
+    finally:
+        await listener.close()
 
 
 async def test_a_join_offered_at_once_to_a_local_console_hands_back_its_mail_in_order(
