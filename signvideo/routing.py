@@ -369,6 +369,9 @@ class Matcher:
             try:
                 done = await match_round(self.pool, self.config, self.outbox.local_interpreters())
                 await self.outbox.send_taken(done.mail)
+                if done.offers:
+                    # The calls offered stopped waiting: those behind them move up.
+                    await self.pool.execute(Q["notify_queues_changed"])
                 if done.again:
                     self._wake.set()
             except Exception:
@@ -465,7 +468,6 @@ async def accept(
                 parties=[party_entry(CALLER_PARTY, "caller", None)],
             ),
         )
-        await con.execute(Q["notify_queue_changed"], call_id)
 
 
 def interpreter_peer(call: asyncpg.Record) -> dict[str, Any]:
@@ -677,7 +679,10 @@ async def end_call(
         for guest in await con.fetch(Q["guests_end_with_call"], call_id):
             if guest["joined"]:
                 await post(con, guest_key(guest["id"]), ended)
-        await con.execute(Q["notify_queue_changed"], call_id)
+        if previous == "queued":
+            # Those behind it move up. (A call being offered or answered is
+            # ahead of no one: waiting_positions.)
+            await con.execute(Q["notify_queue_changed"], call_id)
     return True
 
 

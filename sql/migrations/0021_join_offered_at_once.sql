@@ -19,8 +19,8 @@
 --
 -- The join also says whether its own call was offered (`offered`): the
 -- caller is then told they are next, without reading the queue again. And
--- it notifies `signvideo_queue` only when its call is left waiting: a call
--- offered at once moves no one's place (sql/queries/routing.sql,
+-- it notifies `signvideo_queue` only when calls start or stop waiting: a
+-- call offered at once moves no one's place (sql/queries/routing.sql,
 -- waiting_positions), so no process need read the places again.
 --
 -- join_queue is as in migration 0019 but for the matching, which is
@@ -239,8 +239,11 @@ BEGIN
             again := true;
         END;
     END IF;
-    -- Unless the one change is its own call, offered at once.
-    IF NOT (offered AND offers = 1) THEN
+    -- Places change when calls start or stop waiting: not when the one
+    -- change is its own call, offered at once.
+    IF offers > offered::integer THEN
+        PERFORM pg_notify('signvideo_queue', '');  -- a round offered others, any language
+    ELSIF NOT offered THEN
         PERFORM pg_notify('signvideo_queue', coalesce(call_language, ''));
     END IF;
 END

@@ -122,10 +122,15 @@ WHERE id = $1 AND state = 'offered' AND interpreter_id = $2 AND offer_expires_at
 RETURNING id;
 
 -- name: requeue_call
--- Back to the queue with its original arrival time: the caller keeps their place.
-UPDATE calls SET state = 'queued', interpreter_id = NULL, offered_at = NULL,
-       offer_expires_at = NULL
-WHERE id = $1 AND state = 'offered';
+-- Back to the queue with its original arrival time: the caller keeps their
+-- place, and is ahead of those who came later again (notified).
+WITH requeued AS (
+    UPDATE calls SET state = 'queued', interpreter_id = NULL, offered_at = NULL,
+           offer_expires_at = NULL
+    WHERE id = $1 AND state = 'offered'
+    RETURNING language
+)
+SELECT pg_notify('signvideo_queue', coalesce(language, '')) FROM requeued;
 
 -- name: record_decline
 INSERT INTO call_declines (call_id, interpreter_id) VALUES ($1, $2)
@@ -168,6 +173,10 @@ RETURNING id, recipient, payload;
 
 -- name: mailbox_expire
 DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);
+
+-- name: notify_queues_changed
+-- Calls of any language started or stopped waiting.
+SELECT pg_notify('signvideo_queue', '');
 
 -- name: notify_queue_changed
 -- The queue of the call $1's language changed (migration 0019).

@@ -495,21 +495,58 @@ async def test_a_join_is_offered_at_once_only_when_no_call_ahead_could_take_its_
     assert (alone.offered, alone.matched) == (False, routing.Round(0, [], again=False))
 
 
-async def test_only_a_join_left_waiting_tells_the_processes_that_places_changed(
+async def test_processes_are_told_of_queue_changes_exactly_when_calls_start_or_stop_waiting(
     database_url: str, pool: asyncpg.Pool, seeded: None
 ) -> None:
-    """A call offered with its join's commit is ahead of no one: the join
-    sends no queue notice, so no process reads its callers' places again."""
+    """Places count waiting calls only (waiting_positions), so the queue
+    notice that makes every process read its callers' places again is sent
+    when a call starts or stops waiting, and not for a call offered with its
+    join's commit, answered, or ended once it was being offered."""
+    from signvideo.mailbox import Hub
+
     await pool.execute("UPDATE authorities SET languages = '{BSL,ISL}'")
-    await routing.set_state(pool, await add_interpreter(pool, "ann@example.org"), "available")
+    ann = await add_interpreter(pool, "ann@example.org")
+    await routing.set_state(pool, ann, "available")
     listener = await asyncpg.connect(database_url)
     heard: asyncio.Queue[str] = asyncio.Queue()
+
+    async def notices() -> list[str]:
+        """What was heard, up to a marker sent now (notices come in commit order)."""
+        await pool.execute("SELECT pg_notify('signvideo_queue', 'marker')")
+        got = []
+        while (payload := await asyncio.wait_for(heard.get(), 5)) != "marker":
+            got.append(payload)
+        return got
+
     try:
         await listener.add_listener("signvideo_queue", lambda *a: heard.put_nowait(a[-1]))
-        assert (await routing.join_queue(pool, "demo", match=RULES)).offered
+        first = await routing.join_queue(pool, "demo", match=RULES)
+        assert first.offered
+        assert await notices() == []  # offered at once: no one's place moved
         assert not (await routing.join_queue(pool, "demo", language="ISL", match=RULES)).offered
-        # Notices arrive in commit order: the first heard is the waiting call's.
-        assert await asyncio.wait_for(heard.get(), 5) == "ISL"
+        assert await notices() == ["ISL"]  # left waiting
+        await routing.decline(pool, ann, first.call_id)
+        assert await notices() == ["BSL"]  # back in the queue, in its place
+        await routing.end_call(pool, first.call_id, "caller_left", "caller", RULES)
+        assert await notices() == ["BSL"]  # stopped waiting
+        second = await routing.join_queue(pool, "demo", match=RULES)
+        assert second.offered
+        await routing.accept(pool, ann, "Ann", second.call_id, [])
+        await routing.end_call(pool, second.call_id, "caller_hung_up", "caller", RULES)
+        assert await notices() == []  # offered, answered, ended: never waiting
+        await routing.set_state(pool, ann, "available")
+        third = await routing.join_queue(pool, "demo")  # no matching in the join
+        assert await notices() == ["BSL"]
+        # A round that offers calls (the matcher of a process) says so.
+        hub = Hub(pool, database_url)
+        matcher = routing.Matcher(pool, RULES, hub)
+        matcher.start()
+        try:
+            matcher.kick()
+            assert await asyncio.wait_for(heard.get(), 5) == ""
+        finally:
+            await matcher.stop()
+        assert await _call_state(pool, third.call_id) == ("offered", ann)
     finally:
         await listener.close()
 
