@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,19 @@ class Client:
             self.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.reader
+
+
+@contextlib.contextmanager
+def no_collector_pauses() -> Iterator[None]:
+    """The benchmark's own process collects its garbage before, not during,
+    a measurement (as timeit does): its pauses are not the service's. The
+    service's processes keep their collector."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def client_session() -> aiohttp.ClientSession:

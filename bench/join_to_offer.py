@@ -42,6 +42,7 @@ from bench.harness import (
     fill_queue,
     fresh_database,
     machine,
+    no_collector_pauses,
     one_server,
     open_caller,
     open_console,
@@ -77,12 +78,13 @@ async def pgqueuer_latency(url: str, samples: int) -> list[float]:
         runner = asyncio.create_task(manager.run(batch_size=1))
         await asyncio.sleep(1.0)  # let the worker LISTEN before the first job
         latencies = []
-        for n in range(WARM_UP + samples):
-            sent = time.perf_counter()
-            await producer.enqueue("bench", None)
-            latency = await asyncio.wait_for(arrived.get(), 10) - sent
-            if n >= WARM_UP:
-                latencies.append(latency)
+        with no_collector_pauses():
+            for n in range(WARM_UP + samples):
+                sent = time.perf_counter()
+                await producer.enqueue("bench", None)
+                latency = await asyncio.wait_for(arrived.get(), 10) - sent
+                if n >= WARM_UP:
+                    latencies.append(latency)
         manager.shutdown.set()
         await asyncio.wait_for(runner, 30)
         return latencies
@@ -162,26 +164,27 @@ async def run(
 
     floor_caller = await open_caller(http, server)
     join_to_offer, floor = [], []
-    for n in range(WARM_UP + samples):
-        measured = n >= WARM_UP
-        caller = await open_caller(http, server)
-        sent = await caller.send(type="join", authority=BENCH_SLUG, language="BSL")
-        offered_at, console, offer = await asyncio.wait_for(offers.get(), 30)
-        if measured:
-            join_to_offer.append(offered_at - sent)
-        _, queued = await caller.expect("queued")
-        assert offer["call_id"] == queued["call_id"], (offer, queued)
-        await caller.send(type="leave", call_id=queued["call_id"])
-        await console.expect("state", state="available")
-        await caller.close()
+    with no_collector_pauses():
+        for n in range(WARM_UP + samples):
+            measured = n >= WARM_UP
+            caller = await open_caller(http, server)
+            sent = await caller.send(type="join", authority=BENCH_SLUG, language="BSL")
+            offered_at, console, offer = await asyncio.wait_for(offers.get(), 30)
+            if measured:
+                join_to_offer.append(offered_at - sent)
+            _, queued = await caller.expect("queued")
+            assert offer["call_id"] == queued["call_id"], (offer, queued)
+            await caller.send(type="leave", call_id=queued["call_id"])
+            await console.expect("state", state="available")
+            await caller.close()
 
-        started = await floor_caller.send(type="ping")
-        await floor_caller.expect("pong")
-        round_trip = time.perf_counter() - started
-        started = time.perf_counter()
-        await db.execute("INSERT INTO bench_floor (at) VALUES (now())")
-        if measured:
-            floor.append(round_trip + time.perf_counter() - started)
+            started = await floor_caller.send(type="ping")
+            await floor_caller.expect("pong")
+            round_trip = time.perf_counter() - started
+            started = time.perf_counter()
+            await db.execute("INSERT INTO bench_floor (at) VALUES (now())")
+            if measured:
+                floor.append(round_trip + time.perf_counter() - started)
 
     queued_still = await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'")
     await db.close()
