@@ -181,16 +181,22 @@ class Connection:
         await self.send(reply)
 
     async def serve(self) -> None:
-        async for msg in self.ws:
-            if msg.type == WSMsgType.TEXT:
-                await self.handle_text(msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                await self.send_error(
-                    BadMessage("too_big", "Binary frames are not accepted; send JSON text."),
-                    None,
-                )
-            elif msg.type == WSMsgType.ERROR:
-                log.info("%s socket error: %s", self.kind, self.ws.exception())
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self.handle_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self.send_error(
+                        BadMessage("too_big", "Binary frames are not accepted; send JSON text."),
+                        None,
+                    )
+                elif msg.type == WSMsgType.ERROR:
+                    log.info("%s socket error: %s", self.kind, self.ws.exception())
+        finally:
+            # The handlers refer to this connection: let go of them, so that a
+            # closed socket's objects are freed at once rather than left in a
+            # reference cycle for the garbage collector.
+            self.handlers = {}
 
     async def handle_text(self, text: str) -> None:
         data: dict[str, Any] | None = None

@@ -477,3 +477,35 @@ async def test_quality_samples_are_checked_and_kept(
     _, bob = await interpreter_console(client, pool, open_console, "bob@example.org")
     await bob.send(type="quality", call_id=call_id, samples=[good])
     assert (await bob.expect("error"))["code"] == "out_of_turn"
+
+
+async def test_a_closed_sockets_objects_are_freed_without_the_garbage_collector(
+    client: TestClient[Any, Any], open_caller: Opener
+) -> None:
+    """A connection's handlers refer to it; once its socket closes it lets go
+    of them, so that nothing of it is left in a reference cycle for the
+    collector to find (with a thousand sockets open, a full collection
+    stopped the server for 100 ms: bench/README.md)."""
+    import gc
+
+    from signvideo.signaling import Connection
+
+    def connections() -> int:
+        return sum(isinstance(o, Connection) for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        caller = await open_caller()
+        await caller.send(type="join", authority="demo")
+        await caller.expect("queued")
+        assert connections() == 1
+        await caller.ws.close()
+        # The server's handler finishes, and its task lets go of it.
+        for _ in range(500):
+            if not connections():
+                break
+            await asyncio.sleep(0.01)
+        assert connections() == 0, "a closed socket's objects are kept by a reference cycle"
+    finally:
+        gc.enable()
