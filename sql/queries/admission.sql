@@ -19,7 +19,9 @@ SELECT avg(extract(epoch FROM ended_at - answered_at))::float8 FROM (
 ) recent;
 
 -- name: waiting_by_language
-SELECT count(*) FROM calls WHERE state IN ('queued', 'offered') AND language = $1;
+-- Callers waiting for an interpreter; those being offered to one have theirs
+-- (the same count as a newcomer's place: routing.sql, waiting_positions).
+SELECT count(*) FROM calls WHERE state = 'queued' AND language = $1;
 
 -- name: queues_overview
 -- Per authority: who is waiting, for how long, the nearest deadline, and the

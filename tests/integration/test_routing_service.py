@@ -175,6 +175,9 @@ async def test_expected_wait_is_honest(
     # Offered with the join's own commit: next, and about to be answered.
     assert (queued["position"], queued["expected_wait_seconds"]) == (1, 0)
     await ann.expect("offer")
+    # Before joining, the second caller is told what they will be told after.
+    body = await (await client.get("/api/v1/authorities/demo/availability")).json()
+    assert (body["waiting"], body["expected_wait_seconds"]) == (0, 600)
     await second.send(type="join", authority="demo")
     queued = await second.expect("queued")
     # Next, once Ann's call (about 600 s) is over: the call being offered to
