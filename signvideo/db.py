@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -127,37 +126,21 @@ async def init_connection(con: asyncpg.Connection) -> None:
     await con.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-# Background releases under way (fetchrow_release_after), kept referenced
-# until they finish.
-_releasing: set[asyncio.Task[None]] = set()
+async def _keep_session(con: asyncpg.Connection) -> None:
+    """What a pooled connection needs on its way back to the pool, beyond
+    the rollback of an open transaction that asyncpg always does: nothing.
 
-
-async def fetchrow_release_after(pool: asyncpg.Pool, query: str, *args: Any) -> asyncpg.Record:
-    """`pool.fetchrow`, but the connection goes back to the pool after this
-    returns rather than before: asyncpg resets a connection as it is released
-    (a round trip of its own, about 0.15 ms with the acquire), and callers on
-    the routing path have offers to send first. A failed query releases the
-    connection before the error is raised, as `pool.fetchrow` does."""
-    con = await pool.acquire()
-    try:
-        row: asyncpg.Record = await con.fetchrow(query, *args)
-    except BaseException:
-        await pool.release(con)
-        raise
-    task = asyncio.create_task(pool.release(con))
-    _releasing.add(task)
-    task.add_done_callback(_released)
-    return row
-
-
-def _released(task: asyncio.Task[None]) -> None:
-    _releasing.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("releasing a connection failed: %r", task.exception())
+    By default asyncpg resets the session as well (advisory locks, cursors,
+    LISTEN, settings), a round trip at every release, as long as the query
+    itself for a short one. signvideo leaves no session state on a pooled
+    connection: its settings are `SET LOCAL` or `set_config(..., true)`, its
+    advisory locks are transaction-scoped (the migration lock is taken and
+    released on a connection of its own), and the Hub listens on a
+    connection of its own (tests: test_pool.py)."""
 
 
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, init=init_connection, **kwargs)
+    pool = await asyncpg.create_pool(dsn, init=init_connection, reset=_keep_session, **kwargs)
     assert pool is not None
     return pool
 

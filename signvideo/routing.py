@@ -23,7 +23,7 @@ import asyncpg
 from signvideo import billing
 from signvideo.auth import token_digest
 from signvideo.config import Config
-from signvideo.db import Q, fetchrow_release_after
+from signvideo.db import Q
 from signvideo.errors import Closed, InvalidField, NotFound, OutOfTurn, QueueFull
 from signvideo.hours import Closure, Schedule, describe_opening, open_state
 
@@ -190,8 +190,7 @@ async def join_queue(
             when = f" It opens again {words}."
         raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
     token = secrets.token_urlsafe(24)
-    row = await fetchrow_release_after(
-        pool,
+    row = await pool.fetchrow(
         Q["join_queue"],
         authority["id"],
         token_digest(token),
@@ -311,8 +310,7 @@ async def match_round(
 ) -> Round:
     """One matching round, one statement (match_round in migrations 0005 and
     0016)."""
-    row = await fetchrow_release_after(
-        pool,
+    row = await pool.fetchrow(
         Q["match_round"],
         config.wait_ceiling,
         config.offer_timeout,

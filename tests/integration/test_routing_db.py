@@ -11,7 +11,7 @@ import pytest
 
 from signvideo import billing, routing
 from signvideo.config import Config
-from signvideo.db import Q, create_pool, fetchrow_release_after
+from signvideo.db import Q, create_pool
 from tests.integration.conftest import add_interpreter
 
 RULES = Config(wrap_up=0)
@@ -351,28 +351,6 @@ async def test_a_failed_rating_never_stops_a_call_ending_and_is_tried_again(
     assert await billing.rate_unrated(pool) == 0
     async with pool.acquire() as con, con.transaction():
         assert await billing.rate_ended_call(con, joined.call_id) is False  # once only
-
-
-async def test_a_connection_released_after_the_row_is_back_in_the_pool_reset(
-    database_url: str,
-) -> None:
-    """fetchrow_release_after hands the row back first and the connection
-    after, reset as usual; a failing query gives its connection back before
-    the error is raised."""
-    single = await create_pool(database_url, min_size=1, max_size=1)
-    try:
-        row = await fetchrow_release_after(
-            single, "SELECT set_config('application_name', 'changed', false) AS name"
-        )
-        assert row["name"] == "changed"
-        # The one connection comes back (or this would wait for ever), reset.
-        async with asyncio.timeout(5):
-            assert await single.fetchval("SHOW application_name") != "changed"
-        with pytest.raises(asyncpg.DivisionByZeroError):
-            await fetchrow_release_after(single, "SELECT 1 / 0")
-        assert single.get_idle_size() == 1
-    finally:
-        await single.close()
 
 
 async def test_a_failure_matching_handovers_never_stops_calls_being_matched(
