@@ -105,7 +105,9 @@ async def resume_caller(pool: asyncpg.Pool, token: str, process_id: uuid.UUID) -
             # The others make new WebRTC offers to the caller.
             back = {"type": "peer_resumed", "call_id": str(call["id"]), "party": "caller"}
             await routing.tell_parties(con, call["id"], routing.CALLER_PARTY, back)
-        await con.execute(Q["notify_queue_changed"], call["id"])
+        # No queue notice: a dropped caller kept their place, so no one's
+        # place moves (routing.sql, waiting_positions); their own place is
+        # sent with `queued`.
     return Resumed(call["id"], call["state"], call["slug"], call["interpreter_id"])
 
 
@@ -132,7 +134,12 @@ async def sweep(pool: asyncpg.Pool, config: Config) -> None:
         await routing.end_call(
             pool, row["id"], "caller_disconnected", "caller", config, tell_caller=False
         )
-    await pool.execute(Q["guests_past_grace"], config.caller_grace)
+    async with pool.acquire() as con, con.transaction():
+        for row in await con.fetch(Q["guests_past_grace"], config.caller_grace):
+            # The others were told when the connection dropped (guest_away).
+            await routing.event(
+                con, row["call_id"], "guest_left", "guest", None, reason="disconnected"
+            )
     for row in await pool.fetch(Q["consoles_past_lease"], config.console_lease):
         await interpreter_gone(pool, row["user_id"], config)
 

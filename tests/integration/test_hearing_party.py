@@ -367,6 +367,15 @@ async def test_a_guest_away_past_the_grace_period_leaves_the_call(
         await pool.fetchval("SELECT left_reason FROM call_guests WHERE joined_at IS NOT NULL")
         == "disconnected"
     )
+    # In the call's event log, as every other way a hearing person leaves.
+    assert (
+        await pool.fetchval(
+            "SELECT detail->>'reason' FROM call_events WHERE call_id = $1::uuid "
+            "AND kind = 'guest_left'",
+            call_id,
+        )
+        == "disconnected"
+    )
     back = await open_guest(client)
     await back.send(type="resume", token=connected["token"])
     assert (await back.expect("error"))["code"] == "not_found"

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from signvideo import billing, routing
+from signvideo import billing, presence, routing
 from signvideo.config import Config
 from signvideo.db import Q, create_pool
 from tests.integration.conftest import add_interpreter
@@ -515,6 +515,11 @@ async def test_processes_are_told_of_queue_changes_exactly_when_calls_start_or_s
         await routing.set_state(pool, ann, "available")
         third = await routing.join_queue(pool, "demo")  # no matching in the join
         assert await notices() == ["BSL"]
+        # A waiting caller who drops and comes back keeps their place: no one moves.
+        process = uuid.UUID(int=7)
+        await presence.caller_dropped(pool, third.call_id, process)
+        await presence.resume_caller(pool, third.token, process)
+        assert await notices() == []
         # A round that offers calls (the matcher of a process) says so.
         hub = Hub(pool, database_url)
         matcher = routing.Matcher(pool, RULES, hub)
