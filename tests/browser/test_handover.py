@@ -83,6 +83,12 @@ async def test_warm_handover_without_a_drop_for_the_caller(
     await expect_media(second, "pc", {"one": ("video",)})
     for page, what in ((caller, "caller"), (first, "first"), (second, "second")):
         await assert_no_violations(page, f"{what} page during a handover")
+    # The caller's page reads the newcomer's text only once the call is
+    # theirs: until then they cannot type to the caller (nothing is lost).
+    await expect(second.locator("#rtt-state")).to_have_text(
+        "You can type to the caller once the call is yours."
+    )
+    await expect(second.get_by_label("Your text")).to_be_disabled()
 
     # The caller's connection with the second interpreter is the one that stays.
     await caller.evaluate("window.signvideo.incomingPc.__taking_over = true")
@@ -103,9 +109,12 @@ async def test_warm_handover_without_a_drop_for_the_caller(
         "Sam Interpreter has left. The call is yours now."
     )
     await expect(second.get_by_role("button", name="Hang up")).to_be_visible()
-    # Text carries on with the new interpreter.
+    # Text carries on with the new interpreter, both ways.
     await caller.get_by_label("Your text").press_sequentially("Thank you")
     await expect(second.locator("#rtt-log")).to_have_text("Thank you")
+    await expect(second.get_by_label("Your text")).to_be_enabled()
+    await second.get_by_label("Your text").press_sequentially("Hello")
+    await expect(caller.locator("#rtt-log")).to_contain_text("Hello")
     for page, what in ((caller, "caller"), (first, "first"), (second, "second")):
         await assert_no_violations(page, f"{what} page after a handover")
 

@@ -221,15 +221,10 @@
 
   // --- the place token (kept across reloads of this tab) ------------------------
 
-  function saveToken(token) {
-    try { window.sessionStorage.setItem(TOKEN_KEY, String(token)); } catch (err) { /* private mode */ }
-  }
-  function loadToken() {
-    try { return window.sessionStorage.getItem(TOKEN_KEY); } catch (err) { return null; }
-  }
-  function clearToken() {
-    try { window.sessionStorage.removeItem(TOKEN_KEY); } catch (err) { /* private mode */ }
-  }
+  const placeToken = rtc.tabToken(TOKEN_KEY);
+  const saveToken = placeToken.save;
+  const loadToken = placeToken.load;
+  const clearToken = placeToken.clear;
 
   // --- the queue before joining -------------------------------------------------
 
@@ -549,7 +544,7 @@
       }
     }
     // Throw away any old peer connection: the interpreter makes a new offer.
-    closeCall();
+    closeMain();
     clearAlert();
     if (pending === "hangup") {
       // The caller chose Hang up just before the connection dropped.
@@ -611,9 +606,10 @@
     }
     if (phase !== "connecting" && phase !== "in_call") return;
     // A second offer in the same call (the interpreter's console reconnected or
-    // was reopened) starts over on a new peer connection.
+    // was reopened) starts over on a new peer connection, with the
+    // interpreter only: the hearing person's connection carries on.
     if (!peer || peer.pc.remoteDescription) {
-      closeCall();
+      closeMain();
       phase = "connecting";
       show("connecting", "Connecting the video again…");
       render();
@@ -854,9 +850,9 @@
     });
   }
 
-  function closeCall() {
-    closeGuest();
-    closeIncoming();
+  /* The connection with the interpreter in charge only: the hearing
+     person's and an incoming interpreter's stay as they are. */
+  function closeMain() {
     if (peer) {
       peer.quality.stop();
       peer.close();
@@ -865,6 +861,12 @@
     showQuality(null);
     el.remoteVideo.srcObject = null;
     rtc.exposeState({ pc: null });
+  }
+
+  function closeCall() {
+    closeGuest();
+    closeIncoming();
+    closeMain();
   }
 
   function onEnded(message) {

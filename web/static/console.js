@@ -81,6 +81,12 @@
     log: document.getElementById("rtt-log"),
     state: document.getElementById("rtt-state"),
     empty: document.getElementById("rtt-empty"),
+    // Taking over a call: the caller's page reads this text channel only once
+    // the call is theirs, so nothing typed before then would reach them.
+    held: function () {
+      return call && call.incoming
+        ? "You can type to the caller once the call is yours." : null;
+    },
   });
 
   // Each state in words; the colour of #state (style.css) goes with it.
@@ -436,7 +442,7 @@
     const thisCall = {
       callId: callId, authorityName: authorityName, iceServers: iceServers,
       icePolicy: icePolicy, peer: null, localStream: null, guest: null,
-      me: message.party || null, colleague: null, incoming: Boolean(message.handover),
+      colleague: null, incoming: Boolean(message.handover),
     };
     call = thisCall;
     // An incoming interpreter's own interpreting time starts as they join.
@@ -561,6 +567,7 @@
       if (!party.handover) thisCall.incoming = true;
       else thisCall.handover = "joined";
       renderHandover(thisCall);
+      text.refresh();
       offerToSide(thisCall, "colleague");
     }
   }
@@ -579,6 +586,7 @@
     if (message.state === "completed") {
       // The incoming interpreter now has the call.
       thisCall.incoming = false;
+      text.refresh();
       thisCall.handover = null;
       dropColleague(thisCall);
       renderHandover(thisCall, "");

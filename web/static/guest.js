@@ -8,7 +8,7 @@
   const rtc = window.signvideoRtc;
   const main = document.getElementById("main-content");
   const invitation = decodeURIComponent(window.location.pathname.split("/").pop());
-  const tokenKey = "signvideo-guest:" + invitation;
+  const seat = rtc.tabToken("signvideo-guest:" + invitation);
   const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 5000];
 
   const el = {
@@ -43,6 +43,7 @@
   let names = {};          // party -> name
   let phase = "ready";     // ready, joining, in_call, reconnecting, ended
   let attempt = 0;
+  let reconnectTimer = null;
   let leaving = false;
 
   function show(state, words) {
@@ -91,7 +92,11 @@
       onRemoteStream: function (stream) {
         if (peers[party] !== peer) return;
         streams[party] = stream;
-        rtc.showStream(videoFor(party), stream);
+        // In a handover, the interpreter taking over is shown (and heard)
+        // once the first has gone (closePeer), not over them.
+        const video = videoFor(party);
+        if (video.srcObject) return;
+        rtc.showStream(video, stream);
         labelInterpreter(party);
       },
       onConnectionState: function (state) {
@@ -155,7 +160,7 @@
   function onConnected(message) {
     callId = message.call_id;
     attempt = 0;
-    if (message.token) window.sessionStorage.setItem(tokenKey, message.token);
+    if (message.token) seat.save(message.token);
     if (Array.isArray(message.ice_servers)) iceServers = message.ice_servers;
     icePolicy = message.ice_transport_policy || "all";
     roles = {};
@@ -169,6 +174,7 @@
     el.form.hidden = true;
     el.videos.hidden = false;
     el.leave.hidden = false;
+    el.leave.disabled = false;   // disabled by a Leave that did not go through
     rtc.guardLeaving(true);
     show("connecting", "Joining the call… connecting the video and sound.");
     for (const party of Object.keys(peers)) closePeer(party);
@@ -177,7 +183,9 @@
 
   function onEnded(message) {
     phase = "ended";
-    window.sessionStorage.removeItem(tokenKey);
+    if (reconnectTimer !== null) window.clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    seat.clear();
     for (const party of Object.keys(peers)) closePeer(party);
     rtc.stopStream(localStream);
     localStream = null;
@@ -191,10 +199,13 @@
   }
 
   function onError(message) {
-    if (message.request_type === "ice") return;
+    // A candidate or description refused as a connection comes or goes:
+    // nothing for the hearing person to do (the console ignores them too).
+    if (["ice", "sdp", "ping"].includes(message.request_type)) return;
+    if (message.request_type === "leave") el.leave.disabled = false;
     if (phase === "joining" || message.request_type === "resume") {
       // The link is dead, or the place could not be taken back.
-      window.sessionStorage.removeItem(tokenKey);
+      seat.clear();
       leaving = true;
       if (signalling) signalling.close();
       rtc.stopStream(localStream);
@@ -243,7 +254,7 @@
   function onClosed() {
     signalling = null;
     if (leaving || phase === "ended") return;
-    const token = window.sessionStorage.getItem(tokenKey);
+    const token = seat.load();
     if (!token) {
       phase = "ready";
       el.join.disabled = false;
@@ -254,7 +265,10 @@
     show("reconnecting", "Connection lost. Reconnecting… You keep your place in the call for 1 minute.");
     const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
     attempt += 1;
-    window.setTimeout(function () {
+    reconnectTimer = window.setTimeout(function () {
+      reconnectTimer = null;
+      // Left meanwhile (Leave, with no connection to say so): stay out.
+      if (phase !== "reconnecting") return;
       connect(function () { send("resume", { token: token }); });
     }, delay);
   }
@@ -332,7 +346,7 @@
   });
 
   // Back after a reload: take the place in the call back.
-  const saved = window.sessionStorage.getItem(tokenKey);
+  const saved = seat.load();
   if (saved) {
     el.form.hidden = true;
     phase = "joining";

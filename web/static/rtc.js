@@ -288,9 +288,20 @@
     let sent = [];          // code points of one's own text as the other side has it
     let lines = [""];       // the other side's text, line by line
 
+    let isOpen = false;
+
+    /* `elements.held`, if given, says why typing must wait though the text
+       is connected (an interpreter taking over, until the call is theirs),
+       or returns null. */
+    function heldBecause() {
+      return elements.held ? elements.held() : null;
+    }
+
     function setOpen(open) {
-      elements.input.disabled = !open;
-      elements.state.textContent = open
+      isOpen = open;
+      const held = open ? heldBecause() : null;
+      elements.input.disabled = !open || held !== null;
+      elements.state.textContent = held !== null ? held : open
         ? "Text is connected: what you type is sent as you type it."
         : "Text connects when the call does.";
     }
@@ -329,7 +340,7 @@
     /* What to send to turn the text the other side has into the text typed:
        backspaces back to where they differ, then the rest. */
     function sendChanges() {
-      if (!channel || channel.readyState !== "open") return;
+      if (!channel || channel.readyState !== "open" || heldBecause() !== null) return;
       const now = Array.from(elements.input.value.replace(/\r\n?/g, "\n"));
       let same = 0;
       while (same < sent.length && same < now.length && sent[same] === now[same]) same++;
@@ -367,6 +378,11 @@
       detach: function () {
         channel = null;
         setOpen(false);
+      },
+      /* What `elements.held` says has changed. */
+      refresh: function () {
+        setOpen(isOpen);
+        sendChanges();
       },
       /* A new call: nothing typed, nothing heard. */
       reset: function () {
@@ -525,6 +541,23 @@
     else window.removeEventListener("beforeunload", askBeforeLeaving);
   }
 
+  /* A token kept across reloads of this tab (a caller's place, a hearing
+     person's seat in a call); with storage blocked (private mode) it is
+     simply not kept. */
+  function tabToken(key) {
+    return {
+      save: function (token) {
+        try { window.sessionStorage.setItem(key, String(token)); } catch (err) { /* blocked */ }
+      },
+      load: function () {
+        try { return window.sessionStorage.getItem(key); } catch (err) { return null; }
+      },
+      clear: function () {
+        try { window.sessionStorage.removeItem(key); } catch (err) { /* blocked */ }
+      },
+    };
+  }
+
   /* For tests and for people debugging a call in the console. */
   function exposeState(fields) {
     if (!window.signvideo) window.signvideo = { pc: null, state: "starting" };
@@ -546,5 +579,6 @@
     readIceServers: readIceServers,
     exposeState: exposeState,
     guardLeaving: guardLeaving,
+    tabToken: tabToken,
   };
 })();
