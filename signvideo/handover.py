@@ -151,6 +151,9 @@ async def accept(
 async def decline(pool: asyncpg.Pool, user_id: int, call_id: uuid.UUID) -> bool:
     """Decline a handover offer; False if none of that call is offered to them."""
     async with pool.acquire() as con, con.transaction():
+        # The call first, then its handover, as everywhere (end_call too):
+        # the other order deadlocked with a call ending.
+        await con.execute(Q["call_for_update"], call_id)
         h = await _incoming(con, user_id, call_id)
         if h is None or h["state"] != "offered":
             return False
@@ -168,6 +171,7 @@ async def expire(pool: asyncpg.Pool, config: Config) -> int:
     count = 0
     for row in await pool.fetch(Q["handover_offers_expired"]):
         async with pool.acquire() as con, con.transaction():
+            await con.execute(Q["call_for_update"], row["call_id"])  # the call first
             h = await con.fetchrow(Q["handover_open_for_update"], row["call_id"])
             if h is None or h["state"] != "offered" or not h["offer_expired"]:
                 continue

@@ -29,13 +29,15 @@ SELECT EXISTS (SELECT 1 FROM call_handovers WHERE state = 'requested');
 
 -- name: handovers_waiting
 -- Requests with nobody asked yet, oldest first; each is taken by one process.
+-- The call is locked with its handover, as every step locks the call first
+-- (end_call locks the call, then its handover); one being changed is skipped.
 SELECT h.id, h.call_id, h.from_interpreter, h.declined, c.language, c.specialism
 FROM call_handovers h
 JOIN calls c ON c.id = h.call_id
 WHERE h.state = 'requested' AND c.state = 'answered'
 ORDER BY h.requested_at
 LIMIT 20
-FOR UPDATE OF h SKIP LOCKED;
+FOR UPDATE OF h, c SKIP LOCKED;
 
 -- name: handover_candidate
 -- The free interpreter idle longest who may take the call (the same rule as

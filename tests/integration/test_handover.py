@@ -13,6 +13,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
+from signvideo.config import Config
 from tests.integration.conftest import Peer, interpreter_console
 from tests.integration.media import frames_from, negotiate, remote_track
 
@@ -421,3 +422,45 @@ async def test_a_hearing_party_follows_the_handover(
     await bea.send(type="remove_guest", call_id=call_id, party=me)
     assert (await guest.expect("ended"))["reason"] == "removed"
     await caller.expect("party_left", party=me)
+
+
+async def test_handover_steps_lock_the_call_before_the_handover(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """Ending a call locks the call, then its handover (close_with_call). A
+    decline that locked the handover first and then needed the call (for its
+    event) deadlocked with it; now it waits for the call, holding nothing."""
+    from signvideo import handover, routing
+    from tests.integration.conftest import add_interpreter
+
+    config = Config(wrap_up=0)
+    ann = await add_interpreter(pool, "ann@example.org", "Ann")
+    bea = await add_interpreter(pool, "bea@example.org", "Bea")
+    joined = await routing.join_queue(pool, "demo")
+    await routing.set_state(pool, ann, "available")
+    assert await routing.match_waiting(pool, config) == 1
+    await routing.accept(pool, ann, "Ann", joined.call_id, [])
+    await handover.request(pool, ann, joined.call_id)
+    await routing.set_state(pool, bea, "available")
+    assert await handover.match(pool, config) == 1
+
+    holder = await pool.acquire()
+    try:
+        ending = holder.transaction()
+        await ending.start()
+        await holder.execute("SELECT 1 FROM calls WHERE id = $1 FOR UPDATE", joined.call_id)
+        declining = asyncio.create_task(handover.decline(pool, bea, joined.call_id))
+        for _ in range(200):
+            if await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ):
+                break
+            await asyncio.sleep(0.01)
+        # The end's next step: the handover is not held by the waiting decline.
+        await holder.execute(
+            "SELECT 1 FROM call_handovers WHERE call_id = $1 FOR UPDATE NOWAIT", joined.call_id
+        )
+        await ending.rollback()
+    finally:
+        await pool.release(holder)
+    assert await asyncio.wait_for(declining, 10) is True
