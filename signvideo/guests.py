@@ -65,7 +65,11 @@ async def _take_out(
     await routing.post(
         con,
         routing.guest_key(guest_id),
-        {"type": "ended", "call_id": str(call_id), "reason": "removed" if by else "guest_left"},
+        {
+            "type": "ended",
+            "call_id": str(call_id),
+            "reason": "removed" if by is not None else "guest_left",
+        },
     )
     await guest_away(con, call_id, guest_id, reason)
     return True

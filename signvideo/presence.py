@@ -134,12 +134,7 @@ async def sweep(pool: asyncpg.Pool, config: Config) -> None:
         await routing.end_call(
             pool, row["id"], "caller_disconnected", "caller", config, tell_caller=False
         )
-    async with pool.acquire() as con, con.transaction():
-        for row in await con.fetch(Q["guests_past_grace"], config.caller_grace):
-            # The others were told when the connection dropped (guest_away).
-            await routing.event(
-                con, row["call_id"], "guest_left", "guest", None, reason="disconnected"
-            )
+    await pool.execute(Q["guests_past_grace"], config.caller_grace)
     for row in await pool.fetch(Q["consoles_past_lease"], config.console_lease):
         await interpreter_gone(pool, row["user_id"], config)
 

@@ -395,17 +395,23 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         # `connected` goes before any mail: the others make new WebRTC offers
         # as soon as the resume commits, and an offer that came first would
         # reach a page not yet back in its call.
-        connected = routing.connected_message(
-            call_id,
-            "caller",
-            turn.ice_servers_for_call(config, call_id),
-            {"display_name": await pool.fetchval(Q["display_name"], resumed.interpreter_id)},
-            resumed=True,
-            ice_transport_policy=config.ice_transport_policy,
-            party=routing.CALLER_PARTY,
-            parties=await routing.parties_in_call(pool, call_id, routing.CALLER_PARTY),
-        )
         try:
+            parties = await routing.parties_in_call(pool, call_id, routing.CALLER_PARTY)
+            # The interpreter in charge (not one taking over), named in `parties`.
+            name = next(
+                (p["name"] for p in parties if p["role"] == "interpreter" and "handover" not in p),
+                None,
+            )
+            connected = routing.connected_message(
+                call_id,
+                "caller",
+                turn.ice_servers_for_call(config, call_id),
+                {"display_name": name},
+                resumed=True,
+                ice_transport_policy=config.ice_transport_policy,
+                party=routing.CALLER_PARTY,
+                parties=parties,
+            )
             await conn.send(connected)
         finally:
             # Whatever happens, so that a drop from here on is noticed.
@@ -497,21 +503,21 @@ async def guest_socket(request: web.Request) -> web.WebSocketResponse:
         nonlocal me
         me = guest
         key = routing.guest_key(guest.guest_id)
-        message = routing.connected_message(
-            guest.call_id,
-            "guest",
-            turn.ice_servers_for_call(config, guest.call_id),
-            {},
-            resumed=resumed,
-            ice_transport_policy=config.ice_transport_policy,
-            party=key,
-            parties=await routing.parties_in_call(pool, guest.call_id, key),
-        )
-        if guest.token is not None:
-            message["token"] = guest.token
         # Mail (answers to its offers) only after `connected`; but the socket
         # is registered whatever happens, so that a drop is noticed.
         try:
+            message = routing.connected_message(
+                guest.call_id,
+                "guest",
+                turn.ice_servers_for_call(config, guest.call_id),
+                {},
+                resumed=resumed,
+                ice_transport_policy=config.ice_transport_policy,
+                party=key,
+                parties=await routing.parties_in_call(pool, guest.call_id, key),
+            )
+            if guest.token is not None:
+                message["token"] = guest.token
             await conn.send(message)
         finally:
             replaced = hub.register(key, conn.ws)
