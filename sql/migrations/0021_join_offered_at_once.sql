@@ -61,6 +61,13 @@ BEGIN
     mail := '[]';
     offered := false;
     PERFORM pg_advisory_xact_lock(7428311);
+    -- A handover waiting for a colleague comes before any call (the
+    -- matcher offers handovers first: signvideo/handover.py); while one
+    -- waits, the join leaves matching to the matcher.
+    IF EXISTS (SELECT 1 FROM call_handovers h WHERE h.state = 'requested') THEN
+        again := true;
+        RETURN;
+    END IF;
     -- The free interpreter idle longest who may take this call (the
     -- eligibility of match_round).
     SELECT s.user_id INTO who

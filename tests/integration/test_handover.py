@@ -464,3 +464,29 @@ async def test_handover_steps_lock_the_call_before_the_handover(
     finally:
         await pool.release(holder)
     assert await asyncio.wait_for(declining, 10) is True
+
+
+async def test_a_waiting_handover_comes_before_a_joining_caller(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """A caller joining while a handover waits does not take the free
+    interpreter from it: the join leaves matching to the matcher, which
+    offers handovers first."""
+    from signvideo import handover, routing
+    from tests.integration.conftest import add_interpreter
+
+    config = Config(wrap_up=0)
+    ann = await add_interpreter(pool, "ann@example.org", "Ann")
+    bea = await add_interpreter(pool, "bea@example.org", "Bea")
+    first = await routing.join_queue(pool, "demo")
+    await routing.set_state(pool, ann, "available")
+    assert await routing.match_waiting(pool, config) == 1
+    await routing.accept(pool, ann, "Ann", first.call_id, [])
+    await handover.request(pool, ann, first.call_id)
+    await routing.set_state(pool, bea, "available")  # no round has run since
+
+    joined = await routing.join_queue(pool, "demo", match=config)
+    assert (joined.offered, joined.matched.again) == (False, True)
+    assert await handover.match(pool, config) == 1
+    status = await routing.interpreter_state(pool, bea)
+    assert (status["state"], status["call_id"]) == ("offered", first.call_id)
