@@ -629,12 +629,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
         ):
             return
         await routing.accept(
-            pool,
-            user.id,
-            user.display_name,
-            call_id,
-            turn.ice_servers_for_call(config, call_id),
-            config.ice_transport_policy,
+            pool, user.id, user.display_name, call_id, ice, config.ice_transport_policy
         )
 
     async def on_decline(data: dict[str, Any]) -> None:

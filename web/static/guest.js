@@ -239,10 +239,20 @@
       party_joined: only(function (message) {
         roles[message.party] = message.role;
         names[message.party] = message.name;
+        if (message.role === "interpreter") {
+          show("in_call", (message.name || "Another interpreter") +
+            " is joining to take over from the interpreter. The call carries on.");
+        }
       }),
       party_left: only(function (message) {
+        const role = roles[message.party];
+        const name = names[message.party];
         closePeer(message.party);
         delete roles[message.party];
+        if (role === "interpreter") {
+          show("in_call", (name || "The interpreter") + " has left the call." +
+            (message.reason === "handed_over" ? " Their colleague interprets now." : ""));
+        }
       }),
       ended: only(onEnded),
       error: only(onError),
@@ -317,6 +327,10 @@
       return;
     }
     if (localStream.getVideoTracks().length) rtc.showStream(el.localVideo, localStream);
+    else if (el.camera.checked) {
+      showAlert("Your camera could not start, so you are joining with your microphone only. " +
+        "The others will hear you but not see you.");
+    }
     show("joining", "Joining the call…");
     connect(function () { send("join", { token: invitation, name: name }); });
   }
