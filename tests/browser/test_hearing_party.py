@@ -10,7 +10,14 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from .helpers import NewContext, assert_no_violations, connect_call
+from .helpers import (
+    NewContext,
+    assert_no_violations,
+    connect_call,
+    drop_connection,
+    expect_new_peer_connection,
+    mark_peer_connection,
+)
 
 # Frames (video) or samples (audio) received so far on the peer connection
 # `window.signvideo[key]` (or on each of window.signvideo.pcs).
@@ -108,6 +115,17 @@ async def test_a_hearing_person_joins_by_link_and_is_removed(new_context: NewCon
     await assert_no_violations(guest, "guest page in the call")
     await assert_no_violations(console, "console with a hearing person in the call")
     await assert_no_violations(caller, "caller page with a hearing person in the call")
+
+    # The interpreter's console drops and comes back: it makes a new
+    # connection with the caller, and the caller's connection with the
+    # hearing person carries on untouched.
+    await mark_peer_connection(caller)
+    await caller.evaluate("window.signvideo.guestPc.__kept = true")
+    await drop_connection(console, block=False)
+    await expect_new_peer_connection(caller)
+    assert await caller.evaluate("window.signvideo.guestPc.__kept === true")
+    await expect_media(caller, "guestPc", {"one": ("video",)})
+    await expect_media(caller, "pc", {"one": ("video",)})
 
     await console.get_by_role(
         "button", name="Remove Sam Patel, housing officer from the call"
