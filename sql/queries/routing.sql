@@ -9,7 +9,8 @@ WHERE authority_id = $1 AND last_day >= current_date - 1
 ORDER BY first_day;
 
 -- name: queue_length
-SELECT count(*) FROM calls WHERE authority_id = $1 AND state IN ('queued', 'offered');
+-- Calls waiting or being offered, as kept by migration 0022's triggers.
+SELECT coalesce((SELECT live FROM queue_lengths WHERE authority_id = $1), 0);
 
 -- name: authority_for_join
 -- What a join checks before the caller is queued (join_queue in migration

@@ -174,6 +174,14 @@ async def check_invariants(pool: asyncpg.Pool, world: World, before: set[uuid.UU
     ended = {r["call_id"]: r["n"] for r in ends}
     assert all(n == 1 for n in ended.values()), ended
     assert set(ended) == {i for i, c in calls.items() if c["state"] == "ended"}
+    # Each authority's kept queue length is its count of live calls.
+    kept = await pool.fetch(
+        "SELECT q.authority_id, q.live, (SELECT count(*) FROM calls c "
+        "WHERE c.authority_id = q.authority_id AND c.state IN ('queued', 'offered')) AS counted "
+        "FROM queue_lengths q"
+    )
+    assert len(kept) == 3, kept
+    assert all(r["live"] == r["counted"] for r in kept), kept
 
     # Offers made in this step: the first eligible call, to the interpreter idle longest.
     now = await pool.fetchval("SELECT now()")

@@ -136,7 +136,7 @@ async def test_full_queue_and_bad_choices_are_refused(
     await add_authority(pool, "tiny", max_queue_length=1, languages=["BSL", "ISL"])
     first = await open_caller()
     await first.send(type="join", authority="tiny", language="ISL")
-    await first.expect("queued")
+    first_call = (await first.expect("queued"))["call_id"]
     body = await (await client.get("/api/v1/authorities/tiny/availability?language=ISL")).json()
     assert body["queue_full"] is True
     assert body["waiting"] == 1
@@ -151,6 +151,13 @@ async def test_full_queue_and_bad_choices_are_refused(
     assert (await second.expect("error"))["code"] == "invalid_field"
     response = await client.get("/api/v1/authorities/nowhere/availability")
     assert response.status == 404
+    # Once the first caller leaves there is room again.
+    await first.send(type="leave", call_id=first_call)
+    await first.expect("ended")
+    body = await (await client.get("/api/v1/authorities/tiny/availability?language=ISL")).json()
+    assert (body["queue_full"], body["waiting"]) == (False, 0)
+    await second.send(type="join", authority="tiny")
+    await second.expect("queued")
 
 
 async def test_expected_wait_is_honest(
