@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -190,27 +191,38 @@ async def join_queue(
             when = f" It opens again {words}."
         raise Closed(f"{authority['name']} is {opening.reason}.{when}", opening.next_open)
     token = secrets.token_urlsafe(24)
-    row = await pool.fetchrow(
-        Q["join_queue"],
+    args = (
         authority["id"],
         token_digest(token),
         language,
         specialism,
         process_id,
         {"authority": slug, "language": language, "specialism": specialism},
+    )
+    matching = (
         match is not None,
         match.wait_ceiling if match else 0.0,
         match.offer_timeout if match else 0.0,
         MATCH_SPARE_CALLS,
         list(local_interpreters),
     )
+    retry = False
+    try:
+        row = await pool.fetchrow(Q["join_queue"], *args, *matching)
+    except asyncpg.PostgresError as err:
+        if match is None:
+            raise
+        # The join stands whatever went wrong with matching: it rolled back
+        # whole, so join again without it, and the matcher tries (`again`).
+        log.warning("matching inside a join failed (%s); the matcher will retry", err)
+        row = await pool.fetchrow(Q["join_queue"], *args, False, 0.0, 0.0, 0, [])
+        retry = True
     if row["call_id"] is None:
         raise QueueFull("The queue is full. Please try again in a few minutes.")
-    if row["match_error"] is not None:
-        log.warning(
-            "matching inside a join failed (%s); the matcher will retry", row["match_error"]
-        )
-    return Joined(row["call_id"], token, slug, language, _round(row), row["offered"])
+    matched = _round(row)
+    if retry:
+        matched = dataclasses.replace(matched, again=True)
+    return Joined(row["call_id"], token, slug, language, matched, row["offered"])
 
 
 # How long a process keeps what joins check about an authority, at most: the

@@ -32,8 +32,8 @@ CROSS JOIN LATERAL (
 WHERE a.slug = $1;
 
 -- name: join_queue
--- One round trip: see join_queue in migrations 0005 and 0021.
-SELECT call_id, offers, again, mail, match_error, offered
+-- One round trip: see join_queue in migrations 0005, 0021 and 0023.
+SELECT call_id, offers, again, mail, offered
 FROM join_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: match_round

@@ -310,9 +310,10 @@ async def test_a_round_hands_back_the_messages_of_local_consoles_in_order(
 async def test_a_join_stands_when_its_matching_round_fails(
     database_url: str, pool: asyncpg.Pool, seeded: None
 ) -> None:
-    """The join's round runs in a subtransaction: if it fails, the caller is
-    queued all the same, and the join says to run matching again. Here the
-    round gives up waiting for the matcher lock, which another holds."""
+    """If the join's matching fails, the caller is queued all the same (the
+    failed attempt rolled back whole, and the join is made again without
+    matching), and the join says to run matching again. Here the matching
+    gives up waiting for the matcher lock, which another holds."""
     user_id = await add_interpreter(pool, "ann@example.org")
     await routing.set_state(pool, user_id, "available")
     impatient = await create_pool(
@@ -325,7 +326,12 @@ async def test_a_join_stands_when_its_matching_round_fails(
     finally:
         await impatient.close()
     assert joined.matched == routing.Round(0, [], again=True)
+    assert not joined.offered
     assert await pool.fetchval("SELECT state FROM calls WHERE id = $1", joined.call_id) == "queued"
+    # One call, with one `queued` event: nothing of the failed attempt is left.
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 1
+    events = await pool.fetch("SELECT call_id, kind FROM call_events")
+    assert [(r["call_id"], r["kind"]) for r in events] == [(joined.call_id, "queued")]
     assert await routing.match_waiting(pool, RULES) == 1
 
 
@@ -397,7 +403,7 @@ async def _call_state(pool: asyncpg.Pool, call_id: uuid.UUID) -> tuple[str, int 
 async def test_a_join_is_offered_at_once_only_when_no_call_ahead_could_take_its_interpreter(
     pool: asyncpg.Pool, seeded: None
 ) -> None:
-    """A join offers its own call straight away (migration 0021) only when a
+    """A join offers its own call straight away (migrations 0021, 0023) only when a
     whole round would: never past a waiting call, ahead in dispatch order,
     that the free interpreter may take. Here the interpreter became free with
     no round run since (as when another process has not yet run it)."""
@@ -467,6 +473,18 @@ async def test_a_join_is_offered_at_once_only_when_no_call_ahead_could_take_its_
     ]
     status = await routing.interpreter_state(pool, ann)
     assert (status["state"], status["call_id"]) == ("offered", now.call_id)
+    # Written once, already offered (migration 0023), as a round would offer it.
+    row = await pool.fetchrow(
+        "SELECT queued_at, offered_at, offer_expires_at FROM calls WHERE id = $1", now.call_id
+    )
+    assert row["offered_at"] == row["queued_at"]
+    assert (row["offer_expires_at"] - row["offered_at"]).total_seconds() == RULES.offer_timeout
+    logged = await pool.fetchrow(
+        "SELECT state, call_id FROM interpreter_events WHERE interpreter_id = $1 "
+        "ORDER BY id DESC LIMIT 1",
+        ann,
+    )
+    assert (logged["state"], logged["call_id"]) == ("offered", now.call_id)
 
     # With no one free, the join just waits.
     alone = await routing.join_queue(pool, "demo", match=RULES)
