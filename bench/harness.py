@@ -269,6 +269,11 @@ async def fill_queue(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the {count} callers did not all join")
             await asyncio.sleep(0.5)
+        # Statistics for the tables just filled, as autovacuum keeps them in a
+        # service that has been running: without them the planner takes the
+        # few-row tables of a fresh database for empty, and the plans each
+        # connection keeps (`force_generic_plan`) are the plans for that.
+        await con.execute("ANALYZE")
     finally:
         await con.close()
     return callers
