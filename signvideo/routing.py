@@ -210,11 +210,15 @@ async def join_queue(
     try:
         row = await pool.fetchrow(Q["join_queue"], *args, *matching)
     except asyncpg.PostgresError as err:
-        if match is None:
+        if match is None or not _rolled_back(err):
             raise
         # The join stands whatever went wrong with matching: it rolled back
         # whole, so join again without it, and the matcher tries (`again`).
-        log.warning("matching inside a join failed (%s); the matcher will retry", err)
+        log.warning(
+            "a join with matching failed (%s: %s); joined again without, the matcher will retry",
+            err.sqlstate,
+            err,
+        )
         row = await pool.fetchrow(Q["join_queue"], *args, False, 0.0, 0.0, 0, [])
         retry = True
     if row["call_id"] is None:
@@ -223,6 +227,16 @@ async def join_queue(
     if retry:
         matched = dataclasses.replace(matched, again=True)
     return Joined(row["call_id"], token, slug, language, matched, row["offered"])
+
+
+def _rolled_back(err: asyncpg.PostgresError) -> bool:
+    """Whether the database certainly undid a statement that failed with
+    `err`: it answered with an error. Not when the connection was lost (the
+    statement may have committed without our hearing) or the server was
+    shutting down."""
+    if isinstance(err, asyncpg.exceptions.PostgresConnectionError):
+        return False
+    return not (err.sqlstate or "").startswith("57P")
 
 
 # How long a process keeps what joins check about an authority, at most: the

@@ -9,17 +9,25 @@
 -- same transaction as the change, so it is exactly as true as the calls
 -- themselves, whichever process or statement changes them.
 --
--- Joins of one authority are already taken one at a time (join_queue's
--- advisory lock), so reading the count and then inserting cannot overshoot.
--- A change that makes a call live or not live (a join, an answer, an end)
--- updates the authority's row; changes between `queued` and `offered`, the
--- most frequent, do not touch it (the triggers' WHEN clauses).
+-- A join locks its authority's row here before reading it (join_queue,
+-- migration 0023), so joins of one authority go one at a time and reading
+-- the count and then inserting cannot overshoot. A change that makes a call
+-- live or not live (a join, an answer, an end) updates the authority's row,
+-- so answers and ends of one authority's calls also go one at a time, and
+-- wait for a join of that authority to commit (about a millisecond).
+-- Changes between `queued` and `offered`, the most frequent, do not touch it
+-- (the triggers' WHEN clauses).
 
 CREATE TABLE queue_lengths (
     authority_id bigint PRIMARY KEY REFERENCES authorities (id) ON DELETE CASCADE,
     -- Calls `queued` or `offered`: the ones max_queue_length limits.
-    live integer NOT NULL DEFAULT 0 CHECK (live >= 0)
+    live integer NOT NULL DEFAULT 0
 );
+
+-- No call may change while they are counted and the triggers made: a
+-- process of the previous version may be running joins and ends during a
+-- rolling restart, and a change between the two would never be counted.
+LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE;
 
 INSERT INTO queue_lengths (authority_id, live)
 SELECT a.id, (SELECT count(*) FROM calls c
@@ -38,13 +46,15 @@ CREATE TRIGGER authorities_queue_length AFTER INSERT ON authorities
     FOR EACH ROW EXECUTE FUNCTION queue_length_for_new_authority();
 
 -- Fired only for rows whose liveness (or authority) changes: see the WHEN
--- clauses below.
+-- clauses below. Never below zero: were the count ever wrong (triggers
+-- disabled by hand), ending and answering calls must still work.
 CREATE FUNCTION count_live_calls() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF OLD.state IN ('queued', 'offered') THEN
-            UPDATE queue_lengths SET live = live - 1 WHERE authority_id = OLD.authority_id;
+            UPDATE queue_lengths SET live = greatest(live - 1, 0)
+            WHERE authority_id = OLD.authority_id;
         END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN

@@ -16,7 +16,18 @@
 -- - No subtransaction around the matching. It let the join stand if the
 --   matching failed; routing.join_queue now does that by joining again
 --   without matching (the first attempt rolled back whole), so a join that
---   goes well no longer pays for a subtransaction. `match_error` goes.
+--   goes well no longer pays for a subtransaction. `match_error` is always
+--   null now; it stays for one release, for processes of the previous
+--   version that still ask for it during a rolling restart.
+-- - Joins of one authority go one at a time by the lock on its
+--   queue_lengths row, not an advisory lock. Every row lock the insert will
+--   need (that row, and the authority's and the specialism's for the
+--   foreign keys) is taken before the matcher lock: a join waiting for an
+--   answer or an end of its authority's calls to commit, or for an
+--   authority being edited, must not hold up matching for everyone.
+-- - The `queued` event is timed when the join is admitted, as before: not
+--   after waiting for the matcher lock. Billing and service levels count the
+--   wait from it (billing.call_for_rating).
 
 DROP FUNCTION join_queue(bigint, bytea, text, text, uuid, jsonb, boolean,
                          double precision, double precision, integer, bigint[]);
@@ -39,6 +50,7 @@ CREATE FUNCTION join_queue(
     OUT offers integer,
     OUT again boolean,
     OUT mail jsonb,
+    OUT match_error text,
     OUT offered boolean
 ) LANGUAGE plpgsql
 -- As match_round (migration 0016): plans kept for the connection.
@@ -49,8 +61,9 @@ DECLARE
     max_length integer;
     live_now integer;
     queued timestamptz := now();
+    admitted timestamptz;
     deadline timestamptz;
-    -- A new call has the default priority (calls.priority).
+    -- Set below in the insert, so that it and the dispatch check agree.
     new_priority smallint := 0;
     who bigint;
     run_round boolean := false;
@@ -64,14 +77,24 @@ BEGIN
     again := false;
     mail := '[]';
     offered := false;
-    PERFORM pg_advisory_xact_lock(7428312, authority::integer);
-    SELECT a.answer_seconds, a.max_queue_length, q.live
-    INTO answer_seconds, max_length, live_now
-    FROM authorities a JOIN queue_lengths q ON q.authority_id = a.id
-    WHERE a.id = authority;
-    IF NOT FOUND OR live_now >= max_length THEN
+    -- The locks the insert needs, before the matcher lock (below).
+    SELECT q.live INTO live_now FROM queue_lengths q
+    WHERE q.authority_id = authority FOR NO KEY UPDATE;
+    SELECT a.answer_seconds, a.max_queue_length INTO answer_seconds, max_length
+    FROM authorities a WHERE a.id = authority FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN;  -- no such authority (any more): call_id stays null
+    END IF;
+    IF live_now IS NULL THEN
+        RAISE EXCEPTION 'authority % has no row in queue_lengths', authority;
+    END IF;
+    IF live_now >= max_length THEN
         RETURN;  -- call_id stays null: the queue is full
     END IF;
+    IF call_specialism IS NOT NULL THEN
+        PERFORM 1 FROM specialisms sp WHERE sp.code = call_specialism FOR KEY SHARE;
+    END IF;
+    admitted := clock_timestamp();
     deadline := queued + make_interval(secs => answer_seconds);
     call_id := gen_random_uuid();
 
@@ -146,12 +169,13 @@ BEGIN
 
     IF who IS NULL THEN
         INSERT INTO calls (id, authority_id, token_sha256, state, language, specialism,
-                           queued_at, deadline_at, caller_process)
+                           priority, queued_at, deadline_at, caller_process)
         VALUES (join_queue.call_id, authority, join_queue.token_sha256, 'queued',
-                call_language, call_specialism, queued, deadline, join_queue.caller_process);
-        INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
+                call_language, call_specialism, new_priority, queued, deadline,
+                join_queue.caller_process);
+        INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail, at)
         VALUES (join_queue.call_id, 'queued', 'caller', NULL,
-                detail || jsonb_build_object('deadline', deadline));
+                detail || jsonb_build_object('deadline', deadline), admitted);
         IF run_round THEN
             SELECT r.offers, r.again, r.mail INTO offers, again, mail
             FROM match_round(ceiling_seconds, offer_seconds, spare_calls,
@@ -162,15 +186,16 @@ BEGIN
     ELSE
         -- The offer, as match_round makes it, with the join.
         INSERT INTO calls (id, authority_id, token_sha256, state, language, specialism,
-                           queued_at, deadline_at, caller_process, interpreter_id,
+                           priority, queued_at, deadline_at, caller_process, interpreter_id,
                            offered_at, offer_expires_at)
         VALUES (join_queue.call_id, authority, join_queue.token_sha256, 'offered',
-                call_language, call_specialism, queued, deadline, join_queue.caller_process,
-                who, queued, queued + make_interval(secs => offer_seconds));
-        INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
+                call_language, call_specialism, new_priority, queued, deadline,
+                join_queue.caller_process, who, queued,
+                queued + make_interval(secs => offer_seconds));
+        INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail, at)
         VALUES (join_queue.call_id, 'queued', 'caller', NULL,
-                detail || jsonb_build_object('deadline', deadline)),
-               (join_queue.call_id, 'offered', 'matcher', who, '{}'::jsonb);
+                detail || jsonb_build_object('deadline', deadline), admitted),
+               (join_queue.call_id, 'offered', 'matcher', who, '{}'::jsonb, clock_timestamp());
         UPDATE interpreter_status
         SET state = 'offered', state_since = queued, call_id = join_queue.call_id,
             reason = NULL, wrap_up_until = NULL

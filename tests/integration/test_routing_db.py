@@ -13,6 +13,7 @@ from signvideo import billing, presence, routing
 from signvideo.config import Config
 from signvideo.db import Q, create_pool
 from tests.integration.conftest import add_interpreter
+from tests.integration.test_routing_service import add_authority
 
 RULES = Config(wrap_up=0)
 
@@ -577,3 +578,71 @@ async def test_a_join_offered_at_once_to_a_local_console_hands_back_its_mail_in_
     ]
     assert joined.matched.mail[-2]["payload"]["call_id"] == str(joined.call_id)
     assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0
+
+
+async def test_a_join_waiting_on_its_authoritys_queue_length_holds_up_no_other_matching(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """A join takes every row lock its insert needs before the matcher lock:
+    while it waits for an answer or an end of its own authority's calls to
+    commit (here, for the authority's queue-length row), other authorities'
+    calls are still matched, and the free interpreter is not held."""
+    await add_authority(pool, "other")
+    ann = await add_interpreter(pool, "ann@example.org")
+    elsewhere = await routing.join_queue(pool, "other")
+    await routing.set_state(pool, ann, "available")  # no round since
+    demo = await pool.fetchval("SELECT id FROM authorities WHERE slug = 'demo'")
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM queue_lengths WHERE authority_id = $1 FOR UPDATE", demo)
+        joining = asyncio.create_task(routing.join_queue(pool, "demo", match=RULES))
+        await asyncio.sleep(0.3)
+        assert not joining.done()  # waiting for the row
+        assert await asyncio.wait_for(routing.match_waiting(pool, RULES), 5) == 1
+    joined = await asyncio.wait_for(joining, 5)
+    assert await _call_state(pool, elsewhere.call_id) == ("offered", ann)
+    assert (joined.offered, await _call_state(pool, joined.call_id)) == (False, ("queued", None))
+
+
+async def test_a_joins_wait_counts_from_when_it_was_admitted_not_from_the_matcher_lock(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """Billing and service levels count a caller's wait from the `queued`
+    event: a join that waits for the matcher lock was already waiting."""
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT pg_advisory_xact_lock(7428311)")
+        joining = asyncio.create_task(routing.join_queue(pool, "demo", match=RULES))
+        await asyncio.sleep(0.5)
+        assert not joining.done()
+    joined = await asyncio.wait_for(joining, 5)
+    waited = await pool.fetchval(
+        "SELECT e.at - c.queued_at FROM call_events e JOIN calls c ON c.id = e.call_id "
+        "WHERE e.call_id = $1 AND e.kind = 'queued'",
+        joined.call_id,
+    )
+    assert waited.total_seconds() < 0.25, waited
+
+
+async def test_the_join_function_answers_the_previous_versions_question(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """During a rolling restart, processes of the previous version still ask
+    for `match_error`: it is there, and always empty."""
+    demo = await pool.fetchval("SELECT id FROM authorities WHERE slug = 'demo'")
+    row = await pool.fetchrow(
+        "SELECT call_id, offers, again, mail, match_error, offered "
+        "FROM join_queue($1, $2, 'BSL', NULL, NULL, '{}', true, 300, 20, 10, '{}')",
+        demo,
+        b"\x01" * 32,
+    )
+    assert row["call_id"] is not None and row["match_error"] is None
+
+
+async def test_an_authority_without_a_queue_length_says_so_rather_than_full(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    await pool.execute(
+        "DELETE FROM queue_lengths WHERE authority_id = "
+        "(SELECT id FROM authorities WHERE slug = 'demo')"
+    )
+    with pytest.raises(asyncpg.RaiseError, match="has no row in queue_lengths"):
+        await routing.join_queue(pool, "demo", match=RULES)
