@@ -63,7 +63,8 @@ DECLARE
     queued timestamptz := now();
     admitted timestamptz;
     deadline timestamptz;
-    -- Set below in the insert, so that it and the dispatch check agree.
+    -- The new call's priority, written by the insert and used by the
+    -- dispatch check below, so that the two agree.
     new_priority smallint := 0;
     who bigint;
     run_round boolean := false;
