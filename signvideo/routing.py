@@ -393,9 +393,6 @@ class Matcher:
             try:
                 done = await match_round(self.pool, self.config, self.outbox.local_interpreters())
                 await self.outbox.send_taken(done.mail)
-                if done.offers:
-                    # The calls offered stopped waiting: those behind them move up.
-                    await self.pool.execute(Q["notify_queues_changed"])
                 if done.again:
                     self._wake.set()
             except Exception:

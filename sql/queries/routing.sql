@@ -37,8 +37,12 @@ SELECT call_id, offers, again, mail, offered
 FROM join_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: match_round
--- One round trip: see match_round in migration 0005.
-SELECT offers, again, mail FROM match_round($1, $2, $3, $4);
+-- One round trip: see match_round in migration 0005. The calls a round
+-- offers stop waiting and those behind them move up, so processes are told
+-- (any language), with the round's own commit.
+SELECT r.offers, r.again, r.mail,
+       CASE WHEN r.offers > 0 THEN pg_notify('signvideo_queue', '') IS NULL END AS told
+FROM match_round($1, $2, $3, $4) r;
 
 -- name: append_event
 INSERT INTO call_events (call_id, kind, actor, interpreter_id, detail)
@@ -174,10 +178,6 @@ RETURNING id, recipient, payload;
 
 -- name: mailbox_expire
 DELETE FROM mailbox WHERE created_at < now() - make_interval(secs => $1);
-
--- name: notify_queues_changed
--- Calls of any language started or stopped waiting.
-SELECT pg_notify('signvideo_queue', '');
 
 -- name: notify_queue_changed
 -- The queue of the call $1's language changed (migration 0019).

@@ -549,6 +549,9 @@ async def test_processes_are_told_of_queue_changes_exactly_when_calls_start_or_s
         finally:
             await matcher.stop()
         assert await _call_state(pool, third.call_id) == ("offered", ann)
+        # A round that offers nothing says nothing.
+        assert await routing.match_waiting(pool, RULES) == 0
+        assert await notices() == []
     finally:
         await listener.close()
 
