@@ -210,7 +210,9 @@ async def join_queue(
     try:
         row = await pool.fetchrow(Q["join_queue"], *args, *matching)
     except asyncpg.PostgresError as err:
-        if match is None or not _rolled_back(err):
+        if not _rolled_back(err):
+            return await _joined_despite(err, pool, token, slug, language, local_interpreters)
+        if match is None:
             raise
         # The join stands whatever went wrong with matching: it rolled back
         # whole, so join again without it, and the matcher tries (`again`).
@@ -227,6 +229,32 @@ async def join_queue(
     if retry:
         matched = dataclasses.replace(matched, again=True)
     return Joined(row["call_id"], token, slug, language, matched, row["offered"])
+
+
+async def _joined_despite(
+    err: asyncpg.PostgresError,
+    pool: asyncpg.Pool,
+    token: str,
+    slug: str,
+    language: str,
+    local_interpreters: Collection[int],
+) -> Joined:
+    """The connection went with the join's answer: the join may have
+    committed. If it did, the caller has their place (telling them to try
+    again would queue them twice, and leave a call nobody is watching); its
+    interpreter, if this process holds their console, is sent the offer the
+    lost answer carried. If it did not, `err` stands."""
+    found = await pool.fetchrow(Q["joined_by_token"], token_digest(token))
+    if found is None:
+        raise err
+    log.warning("a join committed though its answer was lost (%s); it stands", err)
+    offered = found["state"] == "offered"
+    mail: list[dict[str, Any]] = []
+    if offered and found["interpreter_id"] in local_interpreters:
+        to = interpreter_key(found["interpreter_id"])
+        state = state_message("offered", found["id"], None, found["state_since"], None)
+        mail = [{"recipient": to, "payload": found["offer"]}, {"recipient": to, "payload": state}]
+    return Joined(found["id"], token, slug, language, Round(int(offered), mail, True), offered)
 
 
 def _rolled_back(err: asyncpg.PostgresError) -> bool:

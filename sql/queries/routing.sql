@@ -36,6 +36,17 @@ WHERE a.slug = $1;
 SELECT call_id, offers, again, mail, offered
 FROM join_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
+-- name: joined_by_token
+-- A join whose answer was lost with its connection, if it committed: the
+-- call, and the offer and state its interpreter was to be sent.
+SELECT c.id, c.state, c.interpreter_id, s.state_since,
+       offer_message(c.id, a.slug, a.name, c.language, c.specialism, c.queued_at,
+                     extract(epoch FROM c.offer_expires_at - now())::float8) AS offer
+FROM calls c
+JOIN authorities a ON a.id = c.authority_id
+LEFT JOIN interpreter_status s ON s.user_id = c.interpreter_id
+WHERE c.token_sha256 = $1;
+
 -- name: match_round
 -- One round trip: see match_round in migration 0005. The calls a round
 -- offers stop waiting and those behind them move up, so processes are told

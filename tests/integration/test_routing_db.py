@@ -649,3 +649,47 @@ async def test_an_authority_without_a_queue_length_says_so_rather_than_full(
     )
     with pytest.raises(asyncpg.RaiseError, match="has no row in queue_lengths"):
         await routing.join_queue(pool, "demo", match=RULES)
+
+
+class _LosesTheJoinsConnection:
+    """A pool whose next join loses its connection with its answer: after
+    the statement committed (`ran`), or before it reached the database."""
+
+    def __init__(self, pool: asyncpg.Pool, ran: bool) -> None:
+        self.pool, self.ran, self.lost = pool, ran, False
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        if query == Q["join_queue"] and not self.lost:
+            self.lost = True
+            if self.ran:
+                await self.pool.fetchrow(query, *args)
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+        return await self.pool.fetchrow(query, *args)
+
+
+async def test_a_join_whose_answer_was_lost_with_its_connection_stands_once(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """The join committed, offered to a console this process holds: the
+    caller has their one place, and the console is sent the offer the lost
+    answer carried."""
+    ann = await add_interpreter(pool, "ann@example.org")
+    await routing.set_state(pool, ann, "available")
+    losing: Any = _LosesTheJoinsConnection(pool, ran=True)
+    joined = await routing.join_queue(losing, "demo", match=RULES, local_interpreters=[ann])
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 1
+    assert await _call_state(pool, joined.call_id) == ("offered", ann)
+    assert joined.offered and joined.matched.again
+    sent = [(m["recipient"], m["payload"]["type"]) for m in joined.matched.mail]
+    assert sent == [(f"interpreter:{ann}", "offer"), (f"interpreter:{ann}", "state")]
+    assert joined.matched.mail[0]["payload"]["call_id"] == str(joined.call_id)
+    assert joined.matched.mail[1]["payload"]["state"] == "offered"
+
+
+async def test_a_join_lost_before_it_reached_the_database_is_refused_not_made(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    losing: Any = _LosesTheJoinsConnection(pool, ran=False)
+    with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+        await routing.join_queue(losing, "demo", match=RULES)
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 0
