@@ -293,21 +293,19 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         return own_call_field(data, call_id, "You have not joined the queue yet.")
 
     async def queued_reply(
-        token: str, slug: str, resumed: bool, offered_in: str | None = None
+        token: str, slug: str, resumed: bool, known: routing.Place | None = None
     ) -> None:
-        """`offered_in`: the language of a call its join offered at once (the
-        caller is next, and an interpreter has it: no need to read the queue)."""
+        """`known`: the place when the caller has it without reading the queue
+        (a join offered at once is next, and an interpreter has it)."""
         assert call_id is not None
-        if offered_in is not None:
-            found: routing.Place | None = routing.Place(1, offered_in, True)
-        else:
-            found = await routing.position_of(pool, call_id, config.wait_ceiling)
+        found = known or await routing.position_of(pool, call_id, config.wait_ceiling)
         place = found or routing.Place(1, "BSL", False)
         position = place.position
-        if place.offered:
-            wait: int | None = 0
-        else:
-            wait = (await admission.staffing(pool)).expected_wait(place.language, position)
+        wait = (
+            0  # about to be answered (Staffing.expected_wait), without reading the staff
+            if place.offered
+            else (await admission.staffing(pool)).expected_wait(place.language, position)
+        )
         watched = found.language if found else None
         hub.watch_position(call_id, conn.ws, position, wait, watched)
         await conn.send(
@@ -369,7 +367,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 joined.token,
                 joined.authority_slug,
                 resumed=False,
-                offered_in=joined.language if joined.offered else None,
+                known=routing.Place(1, joined.language, True) if joined.offered else None,
             )
         finally:
             # The socket takes its mail only after `queued`, so that nothing

@@ -222,9 +222,6 @@
   // --- the place token (kept across reloads of this tab) ------------------------
 
   const placeToken = rtc.tabToken(TOKEN_KEY);
-  const saveToken = placeToken.save;
-  const loadToken = placeToken.load;
-  const clearToken = placeToken.clear;
 
   // --- the queue before joining -------------------------------------------------
 
@@ -470,7 +467,7 @@
     const pending = reconnect.pendingAction;
     stopReconnecting();
     callId = message.call_id;
-    if (message.token) saveToken(message.token);
+    if (message.token) placeToken.save(message.token);
     closeCall();   // a call the caller had before the drop is over
     if (wasAway) clearAlert();
     setQueueText(message.position, message.expected_wait_seconds);
@@ -870,7 +867,7 @@
   }
 
   function onEnded(message) {
-    clearToken();
+    placeToken.clear();
     stopReconnecting();
     leavingPage = true;
     closeCall();
@@ -925,7 +922,7 @@
   /* The server would not give the place back: it expired, or the call is over. */
   function onResumeRefused(message) {
     const wasResumingAtLoad = phase === "resuming";
-    clearToken();
+    placeToken.clear();
     stopReconnecting();
     closeSocket();
     closeCall();
@@ -951,7 +948,7 @@
     if (conn !== signalling || leavingPage) return;
     signalling = null;
     if (phase === "idle" || phase === "ended") return;
-    if (phase === "joining" || !loadToken()) {
+    if (phase === "joining" || !placeToken.load()) {
       // Nothing to take back: the join never got a place.
       const hadPlace = phase !== "joining";
       stopReconnecting();
@@ -999,7 +996,7 @@
   function attemptResume() {
     reconnect.timer = null;
     if (phase !== "reconnecting" && phase !== "resuming") return;
-    const token = loadToken();
+    const token = placeToken.load();
     if (!token) return;
     connect(function () { send("resume", { token: token }); });
   }
@@ -1064,7 +1061,7 @@
     },
   });
 
-  const savedToken = loadToken();
+  const savedToken = placeToken.load();
   if (savedToken) resumeAtLoad(savedToken);
   else render();
   startCamera();
