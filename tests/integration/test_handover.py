@@ -424,16 +424,12 @@ async def test_a_hearing_party_follows_the_handover(
     await caller.expect("party_left", party=me)
 
 
-async def test_handover_steps_lock_the_call_before_the_handover(
-    pool: asyncpg.Pool, seeded: None
-) -> None:
-    """Ending a call locks the call, then its handover (close_with_call). A
-    decline that locked the handover first and then needed the call (for its
-    event) deadlocked with it; now it waits for the call, holding nothing."""
+async def handover_requested(pool: asyncpg.Pool, config: Config) -> tuple[Any, int, int]:
+    """A call Ann answered and asked to hand over, and Bea free, with no
+    round run since she became free: (the joined call, Ann, Bea)."""
     from signvideo import handover, routing
     from tests.integration.conftest import add_interpreter
 
-    config = Config(wrap_up=0)
     ann = await add_interpreter(pool, "ann@example.org", "Ann")
     bea = await add_interpreter(pool, "bea@example.org", "Bea")
     joined = await routing.join_queue(pool, "demo")
@@ -442,6 +438,19 @@ async def test_handover_steps_lock_the_call_before_the_handover(
     await routing.accept(pool, ann, "Ann", joined.call_id, [])
     await handover.request(pool, ann, joined.call_id)
     await routing.set_state(pool, bea, "available")
+    return joined, ann, bea
+
+
+async def test_handover_steps_lock_the_call_before_the_handover(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """Ending a call locks the call, then its handover (close_with_call). A
+    decline that locked the handover first and then needed the call (for its
+    event) deadlocked with it; now it waits for the call, holding nothing."""
+    from signvideo import handover
+
+    config = Config(wrap_up=0)
+    joined, _ann, bea = await handover_requested(pool, config)
     assert await handover.match(pool, config) == 1
 
     holder = await pool.acquire()
@@ -473,17 +482,9 @@ async def test_a_waiting_handover_comes_before_a_joining_caller(
     interpreter from it: the join leaves matching to the matcher, which
     offers handovers first."""
     from signvideo import handover, routing
-    from tests.integration.conftest import add_interpreter
 
     config = Config(wrap_up=0)
-    ann = await add_interpreter(pool, "ann@example.org", "Ann")
-    bea = await add_interpreter(pool, "bea@example.org", "Bea")
-    first = await routing.join_queue(pool, "demo")
-    await routing.set_state(pool, ann, "available")
-    assert await routing.match_waiting(pool, config) == 1
-    await routing.accept(pool, ann, "Ann", first.call_id, [])
-    await handover.request(pool, ann, first.call_id)
-    await routing.set_state(pool, bea, "available")  # no round has run since
+    first, _ann, bea = await handover_requested(pool, config)  # no round since
 
     joined = await routing.join_queue(pool, "demo", match=config)
     assert (joined.offered, joined.matched.again) == (False, True)
