@@ -7,6 +7,7 @@ other's calls. Chromium is Debian's: never run ``playwright install``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -125,8 +126,13 @@ async def new_context(
     try:
         yield make
     finally:
-        for context in contexts:
-            await context.close()
+        for n, context in enumerate(contexts):
+            # A close that hangs says which person's pages it was closing.
+            pages = [page.url for page in context.pages]
+            try:
+                await asyncio.wait_for(asyncio.shield(context.close()), 30)
+            except TimeoutError:
+                raise AssertionError(f"closing context {n} hung; its pages: {pages}") from None
         if console_lines:
             print("--- browser console ---")
             print("\n".join(console_lines))

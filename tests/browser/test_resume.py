@@ -79,6 +79,10 @@ async def test_a_caller_keeps_their_place_after_a_drop_and_a_reload(
     # The places still move up as before.
     await first.get_by_role("button", name="Leave the queue").click()
     await expect(status).to_contain_text("You are number 1 in the queue. You are next.")
+    # The first caller is on the page that says they left, fully loaded (a
+    # context closed while it is still arriving can hang Chromium's close).
+    await expect(first).to_have_url(re.compile(r"/call/demo/ended\?reason=caller_left$"))
+    await first.wait_for_load_state()
     assert signalling.errors == []
 
 
