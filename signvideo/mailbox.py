@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ AUTHORITIES_CHANNEL = "signvideo_authorities"
 SIGNED_OUT_CLOSE = 4001
 MAILBOX_KEEP_SECONDS = 300
 INTERPRETER_PREFIX = routing.interpreter_key(0).removesuffix("0")
+# Not mail ids (those start at 1): what the delivery task is to look for.
+SWEEP = -1
+ARRIVALS = 0
 
 
 @dataclass
@@ -57,7 +61,10 @@ class Hub:
     # The interpreters among the recipients of `sockets`, for matching rounds.
     interpreters: set[int] = field(default_factory=set)
     waiting: dict[uuid.UUID, WaitingCaller] = field(default_factory=dict)
+    # Mail ids told by notifications, SWEEP (look for every socket's mail)
+    # and ARRIVALS (look for the mail of the sockets in `_arrived`).
     _mail_ids: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    _arrived: set[str] = field(default_factory=set)
     _queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     # The languages whose queues changed since the last round ("" for all).
     _changed_languages: set[str] = field(default_factory=set)
@@ -78,8 +85,11 @@ class Hub:
         self.sockets[recipient] = ws
         if recipient.startswith(INTERPRETER_PREFIX):
             self.interpreters.add(int(recipient.removeprefix(INTERPRETER_PREFIX)))
-        # Anything posted before the socket was here is fetched at once.
-        self._mail_ids.put_nowait(-1)
+        # Anything posted before the socket was here is fetched at once: its
+        # own, not everyone's (a look for every socket's mail at every
+        # connection would cost more the more sockets this process holds).
+        self._arrived.add(recipient)
+        self._mail_ids.put_nowait(ARRIVALS)
         return previous if previous is not ws else None
 
     def unregister(self, recipient: str, ws: web.WebSocketResponse) -> bool:
@@ -148,7 +158,7 @@ class Hub:
                 self.listening.set()
                 # Changes told while we were not listening are picked up now.
                 self.authorities.forget()
-                self._mail_ids.put_nowait(-1)
+                self._mail_ids.put_nowait(SWEEP)
                 self._queue_may_have_changed()
                 lost = asyncio.Event()
                 con.add_termination_listener(lambda _c, event=lost: event.set())
@@ -176,15 +186,16 @@ class Hub:
                 sweep = True
             while not self._mail_ids.empty():
                 ids.add(self._mail_ids.get_nowait())
-            if -1 in ids:
+            if SWEEP in ids:
                 sweep = True
-                ids.discard(-1)
+            ids -= {SWEEP, ARRIVALS}
+            arrived, self._arrived = self._arrived, set()
             try:
-                await self._deliver_batch(sorted(ids), sweep)
+                await self._deliver_batch(sorted(ids), sweep, arrived)
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("mailbox delivery failed (%s); will retry", err)
                 await asyncio.sleep(0.5)
-                self._mail_ids.put_nowait(-1)
+                self._mail_ids.put_nowait(SWEEP)
 
     def local_interpreters(self) -> list[int]:
         """The interpreters whose consoles this process holds: a matching
@@ -235,18 +246,18 @@ class Hub:
             return
         await self._send(ws, payload)
 
-    async def _deliver_batch(self, ids: list[int], sweep: bool) -> None:
+    async def _deliver_batch(self, ids: list[int], sweep: bool, arrived: Collection[str]) -> None:
+        """Send the mail `ids` names; with `sweep`, every socket's mail too,
+        and the mailbox's expired rows go; otherwise the mail of the sockets
+        `arrived` since the last batch."""
         takes: list[tuple[str, list[Any]]] = []
         if ids:
             takes.append((Q["mailbox_take_ids"], ids))
-        # The poll first looks without the sending lock: usually nothing is
-        # waiting, and the sends straight after commits need not queue behind it.
-        if (
-            sweep
-            and self.sockets
-            and await self.pool.fetchval(Q["mailbox_has_mail"], list(self.sockets))
-        ):
-            takes.append((Q["mailbox_take_recipients"], list(self.sockets)))
+        # Look first without the sending lock: usually nothing is waiting, and
+        # the sends straight after commits need not queue behind the look.
+        looking = list(self.sockets) if sweep else [r for r in arrived if r in self.sockets]
+        if looking and await self.pool.fetchval(Q["mailbox_has_mail"], looking):
+            takes.append((Q["mailbox_take_recipients"], looking))
         await self._take_and_send(*takes)
         if sweep:
             await self.pool.execute(Q["mailbox_expire"], MAILBOX_KEEP_SECONDS)

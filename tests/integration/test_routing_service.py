@@ -513,3 +513,53 @@ async def test_an_offer_made_by_a_join_reaches_the_console_once(
     offers = [m["call_id"] for m in received if m["type"] == "offer"]
     assert offers == calls, received
     assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0
+
+
+async def test_a_socket_that_connects_gets_its_own_waiting_mail_at_once_and_only_its_own(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    database_url: str,
+    seeded: None,
+    pool: asyncpg.Pool,
+) -> None:
+    """Mail posted while a console was away is sent as soon as it connects,
+    not at the next poll (a minute away here). Its connection looks for its
+    own mail only: Bea's, whose notification this process missed, waits for
+    the poll, which looks for everyone's."""
+    client = await aiohttp_client(
+        __import__("signvideo.app", fromlist=["create_app"]).create_app(
+            Config(database_url=database_url, mailbox_poll_interval=60)
+        )
+    )
+
+    async def console(email: str) -> tuple[int, Peer]:
+        user_id = await add_interpreter(pool, email)
+        session = await sign_in(client, email, INTERPRETER_PASSWORD)
+        peer = Peer(
+            await client.ws_connect(
+                "/ws/console", headers={"Cookie": f"signvideo_session={session}"}
+            )
+        )
+        await peer.expect("state")
+        return user_id, peer
+
+    bea_id, bea = await console("bea@example.org")
+    ann_id = await add_interpreter(pool, "ann@example.org")
+    ann_session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
+    # Rows with no notification: as if it had been missed.
+    for user_id, note in ((bea_id, "for Bea"), (ann_id, "for Ann")):
+        await pool.execute(
+            "INSERT INTO mailbox (recipient, payload) VALUES ($1, $2)",
+            f"interpreter:{user_id}",
+            {"type": "note", "text": note},
+        )
+    ann = Peer(
+        await client.ws_connect(
+            "/ws/console", headers={"Cookie": f"signvideo_session={ann_session}"}
+        )
+    )
+    assert (await ann.expect("note", timeout=5))["text"] == "for Ann"
+    with pytest.raises(TimeoutError):
+        await bea.receive(timeout=1.0)
+    assert await pool.fetchval("SELECT array_agg(recipient) FROM mailbox") == [
+        f"interpreter:{bea_id}"
+    ]
