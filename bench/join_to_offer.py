@@ -12,15 +12,27 @@ BSL (no specialism); the time until one of the 200 consoles receives the
 `offer`. The caller then leaves, which withdraws the
 offer, and the next sample waits until that interpreter is available again.
 
-Each of the three is measured after 20 unmeasured samples. The floor,
-measured in the same run between samples: one WebSocket round trip
-to the same server process (`ping`, `pong`) plus one durable commit of a row on
-the same database. pgqueuer: the time from `enqueue` to its entrypoint running,
-one job at a time, a worker listening in this process; measured twice, first
-after the samples with the server still up (its sockets open, idle), so in
-the same conditions as the other two, and then again once it has stopped.
+The floor, measured in the same run between samples: one WebSocket round
+trip to the same server process (`ping`, `pong`) plus one durable commit of
+a row on the same database. pgqueuer: the time from `enqueue` to its
+entrypoint running, one job at a time, a worker listening in this process,
+with the server up (its sockets open, idle), so in the same conditions as
+the other two.
 
-    python -m bench.join_to_offer [--samples 300] [--waiting other-language|same-language]
+The samples are taken in alternating blocks (`--blocks`, default 5): a block
+of joins (each followed by a floor sample), then a block of pgqueuer jobs,
+and so on. A machine shared with others is busier in one minute than in the
+next; alternating spreads that over both alike, where measuring all of one
+and then all of the other gave each a different minute (p99 moved by 2 ms
+between runs). Within a block each is measured alone: pgqueuer's worker
+runs only during its own blocks, so its bookkeeping commits never fall on
+a join (and a join's clean-up never on a job). Each block starts with 20
+unmeasured samples: connections and prepared statements warm, as in a
+service that has been running. pgqueuer is measured once more at the end,
+with the server stopped, as this benchmark measured it until 2026-12-01.
+
+    python -m bench.join_to_offer [--samples 300] [--blocks 5]
+        [--waiting other-language|same-language]
 """
 
 from __future__ import annotations
@@ -100,7 +112,7 @@ async def pgqueuer_latency(url: str, samples: int, install: bool = True) -> list
 WAITING_KINDS = {"other-language": ("ISL", None), "same-language": ("BSL", "legal")}
 
 
-async def main(samples: int, waiting_kind: str) -> None:
+async def main(samples: int, blocks: int, waiting_kind: str) -> None:
     raise_file_limit()
     language, specialism = WAITING_KINDS[waiting_kind]
     async with postgres_server() as pg_url:
@@ -116,7 +128,7 @@ async def main(samples: int, waiting_kind: str) -> None:
                 client_session() as http,
             ):
                 figures = await run(
-                    http, server, url, bsl_only, bsl_isl, samples, (language, specialism)
+                    http, server, url, bsl_only, bsl_isl, samples, blocks, (language, specialism)
                 )
                 figures["waiting_callers_want"] = {"language": language, "specialism": specialism}
         # pgqueuer again with the server stopped: the machine quieter than
@@ -148,6 +160,7 @@ async def run(
     bsl_only: list[tuple[int, str]],
     bsl_isl: list[tuple[int, str]],
     samples: int,
+    blocks: int,
     waiting_for: tuple[str, str | None],
 ) -> dict[str, Any]:
     offers: asyncio.Queue[tuple[float, Client, dict[str, object]]] = asyncio.Queue()
@@ -175,34 +188,41 @@ async def run(
     await asyncio.sleep(2)  # let the position updates for the joins settle
 
     floor_caller = await open_caller(http, server)
-    join_to_offer, floor = [], []
-    with no_collector_pauses():
-        for n in range(WARM_UP + samples):
-            measured = n >= WARM_UP
-            caller = await open_caller(http, server)
-            sent = await caller.send(type="join", authority=BENCH_SLUG, language="BSL")
-            offered_at, console, offer = await asyncio.wait_for(offers.get(), 30)
-            if measured:
-                join_to_offer.append(offered_at - sent)
-            _, queued = await caller.expect("queued")
-            assert offer["call_id"] == queued["call_id"], (offer, queued)
-            await caller.send(type="leave", call_id=queued["call_id"])
-            await console.expect("state", state="available")
-            await caller.close()
 
-            started = await floor_caller.send(type="ping")
-            await floor_caller.expect("pong")
-            round_trip = time.perf_counter() - started
-            started = time.perf_counter()
-            await db.execute("INSERT INTO bench_floor (at) VALUES (now())")
-            if measured:
-                floor.append(round_trip + time.perf_counter() - started)
+    async def join_block(size: int) -> None:
+        with no_collector_pauses():
+            for n in range(WARM_UP + size):
+                measured = n >= WARM_UP
+                caller = await open_caller(http, server)
+                sent = await caller.send(type="join", authority=BENCH_SLUG, language="BSL")
+                offered_at, console, offer = await asyncio.wait_for(offers.get(), 30)
+                if measured:
+                    join_to_offer.append(offered_at - sent)
+                _, queued = await caller.expect("queued")
+                assert offer["call_id"] == queued["call_id"], (offer, queued)
+                await caller.send(type="leave", call_id=queued["call_id"])
+                await console.expect("state", state="available")
+                await caller.close()
+
+                started = await floor_caller.send(type="ping")
+                await floor_caller.expect("pong")
+                round_trip = time.perf_counter() - started
+                started = time.perf_counter()
+                await db.execute("INSERT INTO bench_floor (at) VALUES (now())")
+                if measured:
+                    floor.append(round_trip + time.perf_counter() - started)
+
+    join_to_offer: list[float] = []
+    floor: list[float] = []
+    pgqueuer: list[float] = []
+    # pgqueuer in the same conditions: the server up with its 1,000
+    # waiting callers and 200 consoles, as for the floor.
+    for block, size in enumerate(block_sizes(samples, blocks)):
+        await join_block(size)
+        pgqueuer += await pgqueuer_latency(url, size, install=block == 0)
 
     queued_still = await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'")
     await db.close()
-    # pgqueuer in the same conditions: the server up and idle with its
-    # 1,000 waiting callers and 200 consoles, as for the floor.
-    pgqueuer = await pgqueuer_latency(url, samples)
     for client in [*waiting, *consoles, floor_caller]:
         await client.close()
     return {
@@ -212,12 +232,22 @@ async def run(
         "join_to_offer_ms": summary_ms(join_to_offer),
         "floor_ms": summary_ms(floor),
         "pgqueuer_enqueue_to_dequeue_ms": summary_ms(pgqueuer),
+        "blocks": blocks,
     }
+
+
+def block_sizes(samples: int, blocks: int) -> list[int]:
+    """`samples` in `blocks` nearly equal parts."""
+    share, extra = divmod(samples, blocks)
+    return [share + (1 if n < extra else 0) for n in range(blocks) if share or n < extra]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--waiting", choices=sorted(WAITING_KINDS), default="other-language")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, args.waiting))
+    if not 1 <= args.blocks <= args.samples:
+        parser.error("--blocks must be between 1 and --samples")
+    asyncio.run(main(args.samples, args.blocks, args.waiting))
