@@ -135,7 +135,8 @@ async def _process_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     """Once a second, in every process: expire unanswered offers, end wrap-ups,
-    apply grace periods and leases, and retry matching.
+    apply grace periods and leases, and retry matching. One look says which
+    of these has anything to do; only those run.
 
     Every step is safe to run in several processes at once: each locks or
     skips the rows it changes, and matching is serialised in the database.
@@ -146,10 +147,15 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                await routing.expire_offers(pool, config)
-                await handover.expire(pool, config)
-                await routing.finish_wrap_ups(pool)
-                await presence.sweep(pool, config)
+                due = await presence.sweep_due(pool, config)
+                if due["offers"]:
+                    await routing.expire_offers(pool, config)
+                if due["handovers"]:
+                    await handover.expire(pool, config)
+                if due["wrap_ups"]:
+                    await routing.finish_wrap_ups(pool)
+                if due["dead_processes"] or due["callers"] or due["guests"] or due["consoles"]:
+                    await presence.sweep(pool, config)
                 app[MATCHER].kick()
             except (OSError, asyncpg.PostgresError) as err:
                 log.warning("sweep failed: %s", err)

@@ -125,6 +125,15 @@ async def console_dropped(pool: asyncpg.Pool, user_id: int, process_id: uuid.UUI
     await pool.fetchval(Q["console_gone"], user_id, process_id)
 
 
+async def sweep_due(pool: asyncpg.Pool, config: Config) -> asyncpg.Record:
+    """Which of the sweep's steps have something to do now (sweep_due):
+    offers, handovers, wrap_ups, dead_processes, callers, guests, consoles."""
+    row: asyncpg.Record = await pool.fetchrow(
+        Q["sweep_due"], PROCESS_DEAD_AFTER, config.caller_grace, config.console_lease
+    )
+    return row
+
+
 async def sweep(pool: asyncpg.Pool, config: Config) -> None:
     """Apply leases and grace periods; run by every process, safe to run at once."""
     async with pool.acquire() as con, con.transaction():

@@ -60,3 +60,30 @@ RETURNING state;
 SELECT user_id FROM interpreter_status
 WHERE console_gone_at < now() - make_interval(secs => $1) AND state <> 'offline'
 ORDER BY console_gone_at LIMIT 100;
+
+-- name: sweep_due
+-- What the once-a-second sweep would find, in one look: each of its steps
+-- runs only when this says it has something to do (an idle process makes
+-- one statement a second here, not thirteen). The same conditions as the
+-- steps' own queries: expired_offers, handover_offers_expired,
+-- finished_wrap_ups, dead_processes, callers_past_grace, guests_past_grace
+-- and consoles_past_lease. $1: seconds without a heartbeat before a process
+-- is dead; $2: the callers' and guests' grace; $3: the consoles' lease.
+SELECT
+    EXISTS (SELECT 1 FROM calls
+            WHERE state = 'offered' AND offer_expires_at <= now()) AS offers,
+    EXISTS (SELECT 1 FROM call_handovers
+            WHERE state = 'offered' AND offer_expires_at <= now()) AS handovers,
+    EXISTS (SELECT 1 FROM interpreter_status
+            WHERE state = 'wrap_up' AND wrap_up_until <= now()) AS wrap_ups,
+    EXISTS (SELECT 1 FROM server_processes
+            WHERE heartbeat_at < now() - make_interval(secs => $1)) AS dead_processes,
+    EXISTS (SELECT 1 FROM calls
+            WHERE caller_gone_at < now() - make_interval(secs => $2)
+              AND state <> 'ended') AS callers,
+    EXISTS (SELECT 1 FROM call_guests
+            WHERE gone_at < now() - make_interval(secs => $2)
+              AND left_at IS NULL) AS guests,
+    EXISTS (SELECT 1 FROM interpreter_status
+            WHERE console_gone_at < now() - make_interval(secs => $3)
+              AND state <> 'offline') AS consoles;

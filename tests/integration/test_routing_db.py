@@ -693,3 +693,82 @@ async def test_a_join_lost_before_it_reached_the_database_is_refused_not_made(
     with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
         await routing.join_queue(losing, "demo", match=RULES)
     assert await pool.fetchval("SELECT count(*) FROM calls") == 0
+
+
+class _Undo(Exception):
+    """Raised to roll a test's transaction back."""
+
+
+async def test_the_sweeps_one_look_names_the_steps_with_work_to_do_and_only_those(
+    pool: asyncpg.Pool, seeded: None
+) -> None:
+    """sweep_due, which decides which of the once-a-second sweep's steps run,
+    says yes for each step exactly when that step's own query finds
+    something, and no to the others. Each case in a transaction undone after."""
+    joined = await answered_call(pool)
+    ann = await pool.fetchval("SELECT interpreter_id FROM calls WHERE id = $1", joined.call_id)
+    bea = await add_interpreter(pool, "bea@example.org")
+    config = Config()
+    hour_ago = "now() - interval '1 hour'"
+    cases: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+        # flag: (what makes it due, the step's own query, its arguments)
+        "offers": (
+            f"UPDATE calls SET state = 'offered', offer_expires_at = {hour_ago} WHERE id = $1",
+            "expired_offers",
+            (),
+        ),
+        "handovers": (
+            "INSERT INTO call_handovers (call_id, from_interpreter, state, to_interpreter, "
+            f"offered_at, offer_expires_at) VALUES ($1, {ann}, 'offered', {bea}, "
+            f"{hour_ago}, {hour_ago})",
+            "handover_offers_expired",
+            (),
+        ),
+        "wrap_ups": (
+            "INSERT INTO interpreter_status (user_id, state, wrap_up_until) "
+            f"SELECT {bea}, 'wrap_up', {hour_ago} WHERE $1::uuid IS NOT NULL",
+            "finished_wrap_ups",
+            (),
+        ),
+        "dead_processes": (
+            "INSERT INTO server_processes (id, heartbeat_at) "
+            f"VALUES (gen_random_uuid(), {hour_ago}) RETURNING $1::uuid",
+            "dead_processes",
+            (presence.PROCESS_DEAD_AFTER,),
+        ),
+        "callers": (
+            f"UPDATE calls SET caller_gone_at = {hour_ago} WHERE id = $1",
+            "callers_past_grace",
+            (config.caller_grace,),
+        ),
+        "guests": (
+            "INSERT INTO call_guests (call_id, invited_by, expires_at, invitation_sha256, "
+            f"joined_at, name, token_sha256, gone_at) VALUES ($1, {ann}, now(), '\\x01', "
+            f"{hour_ago}, 'Officer', '\\x02', {hour_ago})",
+            "guests_past_grace",
+            (config.caller_grace,),
+        ),
+        "consoles": (
+            f"UPDATE interpreter_status SET console_gone_at = {hour_ago} "
+            f"WHERE user_id = {ann} AND $1::uuid IS NOT NULL",
+            "consoles_past_lease",
+            (config.console_lease,),
+        ),
+    }
+    due_args = (presence.PROCESS_DEAD_AFTER, config.caller_grace, config.console_lease)
+    async with pool.acquire() as con:
+        idle = await con.fetchrow(Q["sweep_due"], *due_args)
+        assert not any(idle.values()), dict(idle)
+        for flag, (make_due, step, step_args) in cases.items():
+            with pytest.raises(_Undo):
+                async with con.transaction():
+                    assert not await con.fetch(Q[step], *step_args), step
+                    made = await con.execute(make_due, joined.call_id)
+                    assert not made.endswith(" 0"), (flag, made)
+                    due = await con.fetchrow(Q["sweep_due"], *due_args)
+                    assert {k for k, v in due.items() if v} == {flag}
+                    # The step finds what the look said it would.
+                    found = await con.execute(Q[step], *step_args)
+                    assert not found.endswith(" 0"), (step, found)
+                    raise _Undo
+    assert not any((await pool.fetchrow(Q["sweep_due"], *due_args)).values())
