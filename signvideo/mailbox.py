@@ -3,11 +3,11 @@
 A message for a caller or an interpreter is a mailbox row written in the
 transaction that caused it (routing.post). PostgreSQL notifies every server
 process of the row id and its recipient; the process holding that recipient's
-socket deletes the row and sends it. A slow poll catches anything whose
-notification was missed (a dropped LISTEN connection, a socket that connected
-a moment late). Queue changes are notified on a second channel; each process
-then recomputes the places of its own waiting callers, at most once per
-second however many changes arrive.
+socket deletes the row and sends it. A socket that connects is sent what
+already waits for it. A slow poll, by the clock, catches anything whose
+notification was missed (a dropped LISTEN connection). Queue changes are
+notified on a second channel; each process then recomputes the places of its
+own waiting callers, at most once per second however many changes arrive.
 """
 
 from __future__ import annotations
@@ -174,20 +174,24 @@ class Hub:
             await asyncio.sleep(1)
 
     async def _deliver(self) -> None:
+        """Send mail as it is told, and look for every socket's mail once
+        every `poll_interval` however busy: the poll is due by the clock, not
+        after a quiet spell, which a steady stream of notifications and new
+        sockets would never leave."""
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.poll_interval
         while True:
             ids: set[int] = set()
-            sweep = False
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+            # asyncio.timeout_at, not wait_for: on Python 3.11 wait_for can swallow
             # a cancellation that comes as the item arrives, and the hub never stops.
-            try:
-                async with asyncio.timeout(self.poll_interval):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_sweep):
                     ids.add(await self._mail_ids.get())
-            except TimeoutError:
-                sweep = True
             while not self._mail_ids.empty():
                 ids.add(self._mail_ids.get_nowait())
-            if SWEEP in ids:
-                sweep = True
+            sweep = SWEEP in ids or loop.time() >= next_sweep
+            if sweep:
+                next_sweep = loop.time() + self.poll_interval
             ids -= {SWEEP, ARRIVALS}
             arrived, self._arrived = self._arrived, set()
             try:

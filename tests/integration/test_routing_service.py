@@ -4,6 +4,7 @@ full queues, honest waits, missed offers, wrap-up, breaks, resumes and leases.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Awaitable, Callable
@@ -515,6 +516,40 @@ async def test_an_offer_made_by_a_join_reaches_the_console_once(
     assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0
 
 
+async def _mail_test_app(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    database_url: str,
+    poll_interval: float,
+) -> TestClient[Any, Any]:
+    """The service with the mailbox poll every `poll_interval` s, listening,
+    its first look for everyone's mail (on listening) done."""
+    client = await aiohttp_client(
+        __import__("signvideo.app", fromlist=["create_app"]).create_app(
+            Config(database_url=database_url, mailbox_poll_interval=poll_interval)
+        )
+    )
+    await asyncio.wait_for(client.app[HUB].listening.wait(), 10)
+    await asyncio.sleep(0.3)
+    return client
+
+
+async def _console(client: TestClient[Any, Any], session: str) -> Peer:
+    peer = Peer(
+        await client.ws_connect("/ws/console", headers={"Cookie": f"signvideo_session={session}"})
+    )
+    await peer.expect("state")
+    return peer
+
+
+async def _missed_note(pool: asyncpg.Pool, user_id: int, text: str) -> None:
+    """A mailbox row with no notification: as if this process had missed it."""
+    await pool.execute(
+        "INSERT INTO mailbox (recipient, payload) VALUES ($1, $2)",
+        f"interpreter:{user_id}",
+        {"type": "note", "text": text},
+    )
+
+
 async def test_a_socket_that_connects_gets_its_own_waiting_mail_at_once_and_only_its_own(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
     database_url: str,
@@ -524,34 +559,16 @@ async def test_a_socket_that_connects_gets_its_own_waiting_mail_at_once_and_only
     """Mail posted while a console was away is sent as soon as it connects,
     not at the next poll (a minute away here). Its connection looks for its
     own mail only: Bea's, whose notification this process missed, waits for
-    the poll, which looks for everyone's."""
-    client = await aiohttp_client(
-        __import__("signvideo.app", fromlist=["create_app"]).create_app(
-            Config(database_url=database_url, mailbox_poll_interval=60)
-        )
-    )
-
-    async def console(email: str) -> tuple[int, Peer]:
-        user_id = await add_interpreter(pool, email)
-        session = await sign_in(client, email, INTERPRETER_PASSWORD)
-        peer = Peer(
-            await client.ws_connect(
-                "/ws/console", headers={"Cookie": f"signvideo_session={session}"}
-            )
-        )
-        await peer.expect("state")
-        return user_id, peer
-
-    bea_id, bea = await console("bea@example.org")
+    the poll, which looks for everyone's (the next test)."""
+    client = await _mail_test_app(aiohttp_client, database_url, poll_interval=60)
+    bea_id = await add_interpreter(pool, "bea@example.org")
+    bea = await _console(client, await sign_in(client, "bea@example.org", INTERPRETER_PASSWORD))
     ann_id = await add_interpreter(pool, "ann@example.org")
     ann_session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
-    # Rows with no notification: as if it had been missed.
-    for user_id, note in ((bea_id, "for Bea"), (ann_id, "for Ann")):
-        await pool.execute(
-            "INSERT INTO mailbox (recipient, payload) VALUES ($1, $2)",
-            f"interpreter:{user_id}",
-            {"type": "note", "text": note},
-        )
+    await asyncio.sleep(0.3)  # Bea's own look, on connecting, is over
+    await _missed_note(pool, bea_id, "for Bea")
+    await _missed_note(pool, ann_id, "for Ann")
+    # Not _console: the note may come before or after the console's state.
     ann = Peer(
         await client.ws_connect(
             "/ws/console", headers={"Cookie": f"signvideo_session={ann_session}"}
@@ -563,3 +580,39 @@ async def test_a_socket_that_connects_gets_its_own_waiting_mail_at_once_and_only
     assert await pool.fetchval("SELECT array_agg(recipient) FROM mailbox") == [
         f"interpreter:{bea_id}"
     ]
+
+
+async def test_the_poll_looks_for_everyones_mail_however_busy_the_mailbox(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    database_url: str,
+    seeded: None,
+    pool: asyncpg.Pool,
+) -> None:
+    """The poll (every 0.5 s here) comes by the clock: Ann's console
+    reconnecting every 0.1 s, each time with a look for her own mail, does
+    not put off the look for everyone's, which finds the note for Bea whose
+    notification was missed."""
+    client = await _mail_test_app(aiohttp_client, database_url, poll_interval=0.5)
+    bea_id = await add_interpreter(pool, "bea@example.org")
+    bea = await _console(client, await sign_in(client, "bea@example.org", INTERPRETER_PASSWORD))
+    await add_interpreter(pool, "ann@example.org")
+    ann_session = await sign_in(client, "ann@example.org", INTERPRETER_PASSWORD)
+    busy = asyncio.Event()
+
+    async def ann_keeps_reconnecting() -> None:
+        while True:
+            ann = await _console(client, ann_session)
+            busy.set()
+            await asyncio.sleep(0.1)
+            await ann.close()
+
+    reconnecting = asyncio.create_task(ann_keeps_reconnecting())
+    try:
+        await asyncio.wait_for(busy.wait(), 5)
+        await _missed_note(pool, bea_id, "for Bea")
+        assert (await bea.expect("note", timeout=3))["text"] == "for Bea"
+        assert not reconnecting.done()  # still busy when Bea's note came
+    finally:
+        reconnecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconnecting
