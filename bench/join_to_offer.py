@@ -6,10 +6,10 @@ break, so those callers stay queued (and watched for position changes) while
 every sample runs. The other 100 interpreters sign BSL only and are available.
 With `--waiting same-language`, the waiting callers want BSL for a legal
 matter instead, and the 100 on a break are the ones who hold the legal
-specialism: the waiting callers then share the joining caller's queue, so
-every join moves their places. Each sample: a new caller sends `join` for
-BSL (no specialism); the time until one of the 200 consoles receives the
-`offer`. The caller then leaves, which withdraws the
+specialism: the waiting callers then share the joining caller's queue (BSL),
+though a join offered at once moves none of their places. Each sample: a new
+caller sends `join` for BSL (no specialism); the time until one of the 200
+consoles receives the `offer`. The caller then leaves, which withdraws the
 offer, and the next sample waits until that interpreter is available again.
 
 The floor, measured in the same run between samples: one WebSocket round
@@ -74,8 +74,9 @@ from tests.servers import ServerProcess
 
 WAITING = 1000
 INTERPRETERS = 200
-# Unmeasured samples first, for each of the three: connections and prepared
-# statements warm, as in a service that has been running.
+# Unmeasured samples first, for each of the three at the start of every
+# block: connections and prepared statements warm, as in a service that has
+# been running.
 WARM_UP = 20
 
 
