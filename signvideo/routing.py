@@ -32,6 +32,8 @@ BREAK_REASONS = ("comfort", "meal", "training", "admin", "other")
 # Calls read per matching round beyond one per free interpreter, for calls
 # that free interpreters have declined.
 MATCH_SPARE_CALLS = 50
+# join_queue's matching arguments for a join that only queues its call.
+NO_MATCHING: tuple[Any, ...] = (False, 0.0, 0.0, 0, ())
 
 log = logging.getLogger("signvideo.routing")
 
@@ -199,13 +201,7 @@ async def join_queue(
         process_id,
         {"authority": slug, "language": language, "specialism": specialism},
     )
-    matching = (
-        match is not None,
-        match.wait_ceiling if match else 0.0,
-        match.offer_timeout if match else 0.0,
-        MATCH_SPARE_CALLS,
-        list(local_interpreters),
-    )
+    matching = (True, *_round_args(match, local_interpreters)) if match else NO_MATCHING
     retry = False
     try:
         row = await pool.fetchrow(Q["join_queue"], *args, *matching)
@@ -221,7 +217,7 @@ async def join_queue(
             err.sqlstate,
             err,
         )
-        row = await pool.fetchrow(Q["join_queue"], *args, False, 0.0, 0.0, 0, [])
+        row = await pool.fetchrow(Q["join_queue"], *args, *NO_MATCHING)
         retry = True
     if row["call_id"] is None:
         raise QueueFull("The queue is full. Please try again in a few minutes.")
@@ -364,14 +360,19 @@ async def match_round(
 ) -> Round:
     """One matching round, one statement (match_round in migrations 0005 and
     0016)."""
-    row = await pool.fetchrow(
-        Q["match_round"],
+    row = await pool.fetchrow(Q["match_round"], *_round_args(config, local_interpreters))
+    return _round(row)
+
+
+def _round_args(config: Config, local_interpreters: Collection[int]) -> tuple[Any, ...]:
+    """What a matching round is given, in a round or in a join: the wait
+    ceiling, the offer timeout, the spare calls and the local consoles."""
+    return (
         config.wait_ceiling,
         config.offer_timeout,
         MATCH_SPARE_CALLS,
         list(local_interpreters),
     )
-    return _round(row)
 
 
 class Outbox(Protocol):
