@@ -125,10 +125,10 @@ async def console_dropped(pool: asyncpg.Pool, user_id: int, process_id: uuid.UUI
     await pool.fetchval(Q["console_gone"], user_id, process_id)
 
 
-async def sweep_due(pool: asyncpg.Pool, config: Config) -> asyncpg.Record:
+async def sweep_due(db: asyncpg.Pool | asyncpg.Connection, config: Config) -> asyncpg.Record:
     """Which of the sweep's steps have something to do now (sweep_due):
     offers, handovers, wrap_ups, dead_processes, callers, guests, consoles."""
-    row: asyncpg.Record = await pool.fetchrow(
+    row: asyncpg.Record = await db.fetchrow(
         Q["sweep_due"], PROCESS_DEAD_AFTER, config.caller_grace, config.console_lease
     )
     return row

@@ -755,9 +755,8 @@ async def test_the_sweeps_one_look_names_the_steps_with_work_to_do_and_only_thos
             (config.console_lease,),
         ),
     }
-    due_args = (presence.PROCESS_DEAD_AFTER, config.caller_grace, config.console_lease)
     async with pool.acquire() as con:
-        idle = await con.fetchrow(Q["sweep_due"], *due_args)
+        idle = await presence.sweep_due(con, config)
         assert not any(idle.values()), dict(idle)
         for flag, (make_due, step, step_args) in cases.items():
             with pytest.raises(_Undo):
@@ -765,10 +764,10 @@ async def test_the_sweeps_one_look_names_the_steps_with_work_to_do_and_only_thos
                     assert not await con.fetch(Q[step], *step_args), step
                     made = await con.execute(make_due, joined.call_id)
                     assert not made.endswith(" 0"), (flag, made)
-                    due = await con.fetchrow(Q["sweep_due"], *due_args)
+                    due = await presence.sweep_due(con, config)
                     assert {k for k, v in due.items() if v} == {flag}
                     # The step finds what the look said it would.
                     found = await con.execute(Q[step], *step_args)
                     assert not found.endswith(" 0"), (step, found)
                     raise _Undo
-    assert not any((await pool.fetchrow(Q["sweep_due"], *due_args)).values())
+    assert not any((await presence.sweep_due(pool, config)).values())
