@@ -17,6 +17,7 @@ from signvideo import demo
 from signvideo.app import create_app
 from signvideo.config import Config
 from signvideo.db import create_pool
+from signvideo.hours import ALWAYS_OPEN
 
 INTERPRETER_PASSWORD = "correct horse battery"
 
@@ -63,6 +64,31 @@ async def client(
     # aiohttp_client comes last so that it is torn down (the app stopped) before
     # the database it uses is dropped.
     return await aiohttp_client(create_app(config))
+
+
+async def add_authority(
+    pool: asyncpg.Pool, slug: str, rate_pence_per_minute: int = 100, **columns: Any
+) -> None:
+    """An authority with a flat per-minute rate card from 2000 on."""
+    values = {
+        "name": slug.title(),
+        "answer_seconds": 60,
+        "opening_hours": ALWAYS_OPEN,
+        "closed_on_bank_holidays": False,
+        **columns,
+    }
+    names = ", ".join(values)
+    marks = ", ".join(f"${n}" for n in range(2, len(values) + 2))
+    await pool.execute(
+        f"""WITH a AS (INSERT INTO authorities (slug, {names}) VALUES ($1, {marks}) RETURNING id)
+            INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
+                                    out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
+                                    billing_increment_seconds)
+            SELECT id, '2000-01-01', {int(rate_pence_per_minute)}, {int(rate_pence_per_minute)},
+                   {int(rate_pence_per_minute)}, 60 FROM a""",
+        slug,
+        *values.values(),
+    )
 
 
 _PASSWORD_HASH: list[str] = []

@@ -26,12 +26,12 @@ from signvideo.config import Config
 from signvideo.db import authority_scope
 from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
+    add_authority,
     add_interpreter,
     add_staff,
     form_token,
     sign_in,
 )
-from tests.integration.test_routing_service import add_authority
 
 ANONYMOUS = "anonymous"
 # One account for each role; the authority's roles belong to "demo".

@@ -13,9 +13,14 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from signvideo import access
-from tests.integration.conftest import INTERPRETER_PASSWORD, add_staff, form_token, sign_in
+from tests.integration.conftest import (
+    INTERPRETER_PASSWORD,
+    add_authority,
+    add_staff,
+    form_token,
+    sign_in,
+)
 from tests.integration.test_access import add_calls
-from tests.integration.test_routing_service import add_authority
 
 TODAY = dt.date.today().isoformat()
 USAGE = f"/api/v1/authorities/demo/usage?from={TODAY}&to={TODAY}"

@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient
 from signvideo import auth, invoices
 from signvideo.db import create_pool
 from tests.integration.billing_data import at, ended_call
-from tests.integration.conftest import form_token, sign_in
-from tests.integration.test_routing_service import add_authority
+from tests.integration.conftest import add_authority, form_token, sign_in
 
 NOVEMBER = dt.date(2026, 11, 1)
 

@@ -20,8 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from signvideo import access
 from signvideo.oidc import Provider, SignInFailed, check_id_token
-from tests.integration.conftest import add_staff
-from tests.integration.test_routing_service import add_authority
+from tests.integration.conftest import add_authority, add_staff
 
 _RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 

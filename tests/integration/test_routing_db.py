@@ -12,8 +12,7 @@ import pytest
 from signvideo import billing, presence, routing
 from signvideo.config import Config
 from signvideo.db import Q, create_pool
-from tests.integration.conftest import add_interpreter
-from tests.integration.test_routing_service import add_authority
+from tests.integration.conftest import add_authority, add_interpreter
 
 RULES = Config(wrap_up=0)
 

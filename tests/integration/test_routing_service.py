@@ -22,6 +22,7 @@ from signvideo.keys import HUB
 from tests.integration.conftest import (
     INTERPRETER_PASSWORD,
     Peer,
+    add_authority,
     add_interpreter,
     add_staff,
     interpreter_console,
@@ -31,31 +32,6 @@ from tests.integration.conftest import (
 Opener = Callable[[], Awaitable[Peer]]
 ConsoleOpener = Callable[[str], Awaitable[Peer]]
 CLOSED_ALL_WEEK: dict[str, list[list[str]]] = {day: [] for day in ALWAYS_OPEN}
-
-
-async def add_authority(
-    pool: asyncpg.Pool, slug: str, rate_pence_per_minute: int = 100, **columns: Any
-) -> None:
-    """An authority with a flat per-minute rate card from 2000 on."""
-    values = {
-        "name": slug.title(),
-        "answer_seconds": 60,
-        "opening_hours": ALWAYS_OPEN,
-        "closed_on_bank_holidays": False,
-        **columns,
-    }
-    names = ", ".join(values)
-    marks = ", ".join(f"${n}" for n in range(2, len(values) + 2))
-    await pool.execute(
-        f"""WITH a AS (INSERT INTO authorities (slug, {names}) VALUES ($1, {marks}) RETURNING id)
-            INSERT INTO rate_cards (authority_id, effective_from, in_hours_pence_per_minute,
-                                    out_of_hours_pence_per_minute, bank_holiday_pence_per_minute,
-                                    billing_increment_seconds)
-            SELECT id, '2000-01-01', {int(rate_pence_per_minute)}, {int(rate_pence_per_minute)},
-                   {int(rate_pence_per_minute)}, 60 FROM a""",
-        slug,
-        *values.values(),
-    )
 
 
 async def test_closed_service_refuses_to_queue_and_says_when_it_opens(

@@ -11,8 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.integration.billing_data import ended_call
-from tests.integration.conftest import sign_in
-from tests.integration.test_routing_service import add_authority
+from tests.integration.conftest import add_authority, sign_in
 
 DAY = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 
