@@ -31,6 +31,10 @@ unmeasured samples: connections and prepared statements warm, as in a
 service that has been running. pgqueuer is measured once more at the end,
 with the server stopped, as this benchmark measured it until 2026-12-01.
 
+`server_side` gives the same joins as the server timed them, from its own
+histograms on /metrics (signvideo.metrics; warm-up joins included): the
+whole join and the database's one round trip, with its commit, within it.
+
 5,000 samples of each by default: p99 is then the 50th slowest, not the
 10th of 1,000, and PostgreSQL's autovacuum, which visits each busy table
 once a minute and slows the next few statements on those tables, falls on
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -51,6 +56,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import (
     BENCH_SLUG,
@@ -112,6 +118,54 @@ async def pgqueuer_latency(url: str, samples: int, install: bool = True) -> list
     finally:
         await worker_con.close()
         await producer_con.close()
+
+
+async def server_join_timings(
+    http: aiohttp.ClientSession, server: ServerProcess
+) -> dict[tuple[str, str], float]:
+    """The server's own histograms of joins offered at once and of their
+    database round trips (signvideo.metrics): (sample name, bucket bound or
+    "") to value."""
+    text = await (await http.get(server.url("/metrics"))).text()
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in ("signvideo_join_seconds", "signvideo_join_database_seconds"):
+            continue
+        for sample in family.samples:
+            if sample.labels.get("outcome", "offered") == "offered":
+                key = (sample.name, sample.labels.get("le", ""))
+                found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
+def server_side(timings: dict[tuple[str, str], float]) -> dict[str, Any]:
+    """The joins' time inside the server, from its histograms' increase over
+    the blocks of joins (warm-up joins included): means, and the bucket
+    bounds within which p50 and p99 fall."""
+    joins = timings[("signvideo_join_seconds_count", "")]
+
+    def at_most(name: str, fraction: float) -> float:
+        bounds = sorted(
+            (float(le), count) for (sample, le), count in timings.items() if sample == name
+        )
+        return next(
+            round(bound * 1000, 2) if bound != math.inf else bound
+            for bound, count in bounds
+            if count >= fraction * joins
+        )
+
+    whole = timings[("signvideo_join_seconds_sum", "")]
+    database = timings[("signvideo_join_database_seconds_sum", "")]
+    return {
+        "joins": int(joins),
+        "join_mean_ms": round(whole / joins * 1000, 2),
+        "database_mean_ms": round(database / joins * 1000, 2),
+        "database_share_of_join": round(database / whole, 2),
+        "join_p50_at_most_ms": at_most("signvideo_join_seconds_bucket", 0.5),
+        "join_p99_at_most_ms": at_most("signvideo_join_seconds_bucket", 0.99),
+        "database_p50_at_most_ms": at_most("signvideo_join_database_seconds_bucket", 0.5),
+        "database_p99_at_most_ms": at_most("signvideo_join_database_seconds_bucket", 0.99),
+    }
 
 
 # What the waiting callers want: (language, specialism).
@@ -223,9 +277,12 @@ async def run(
     pgqueuer: list[float] = []
     # pgqueuer in the same conditions: the server up with its 1,000
     # waiting callers and 200 consoles, as for the floor.
+    before = await server_join_timings(http, server)
     for block, size in enumerate(block_sizes(samples, blocks)):
         await join_block(size)
         pgqueuer += await pgqueuer_latency(url, size, install=block == 0)
+    after = await server_join_timings(http, server)
+    timings = {key: value - before.get(key, 0.0) for key, value in after.items()}
 
     queued_still = await db.fetchval("SELECT count(*) FROM calls WHERE state = 'queued'")
     await db.close()
@@ -237,6 +294,9 @@ async def run(
         "interpreters_on_websockets": len(bsl_only) + len(bsl_isl),
         "join_to_offer_ms": summary_ms(join_to_offer),
         "floor_ms": summary_ms(floor),
+        # The same joins as the server timed them (signvideo.metrics): the
+        # database's one round trip, with the commit, against the whole.
+        "server_side": server_side(timings),
         "pgqueuer_enqueue_to_dequeue_ms": summary_ms(pgqueuer),
         "blocks": blocks,
     }

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Seconds: a join takes a few milliseconds, most of them in the database
+# (bench/README.md); the upper buckets catch stalls.
+JOIN_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
 
 
 @dataclass
@@ -35,5 +54,23 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.join_seconds = Histogram(
+            "signvideo_join_seconds",
+            "Joins handled by this process, from the caller's join message to their "
+            "`queued` reply (after the offer, for a console this process holds), by "
+            "whether the call was offered at once",
+            ["outcome"],
+            buckets=JOIN_BUCKETS,
+            registry=self.registry,
+        )
+        self.join_database_seconds = Histogram(
+            "signvideo_join_database_seconds",
+            "The database's part of each join: its one round trip, with the matching "
+            "round and the durable commit",
+            buckets=JOIN_BUCKETS,
+            registry=self.registry,
+        )
+        for outcome in ("offered", "queued"):
+            self.join_seconds.labels(outcome)
         for kind in ("caller", "console", "guest"):
             self.websockets_open.labels(kind)

@@ -126,6 +126,9 @@ class Joined:
     # offered this call.
     matched: Round
     offered: bool
+    # The join's time in the database: its one round trip, with the matching
+    # and the commit (a retry or a look after a lost answer included).
+    database_seconds: float = 0.0
 
 
 def _schedule(authority: asyncpg.Record, closures: tuple[Closure, ...]) -> Schedule:
@@ -203,11 +206,13 @@ async def join_queue(
     )
     matching = (True, *_round_args(match, local_interpreters)) if match else NO_MATCHING
     retry = False
+    started = time.perf_counter()
     try:
         row = await pool.fetchrow(Q["join_queue"], *args, *matching)
     except asyncpg.PostgresError as err:
         if not _rolled_back(err):
-            return await _joined_despite(err, pool, token, slug, language, local_interpreters)
+            joined = await _joined_despite(err, pool, token, slug, language, local_interpreters)
+            return dataclasses.replace(joined, database_seconds=time.perf_counter() - started)
         if match is None:
             raise
         # The join stands whatever went wrong with matching: it rolled back
@@ -219,12 +224,13 @@ async def join_queue(
         )
         row = await pool.fetchrow(Q["join_queue"], *args, *NO_MATCHING)
         retry = True
+    took = time.perf_counter() - started
     if row["call_id"] is None:
         raise QueueFull("The queue is full. Please try again in a few minutes.")
     matched = _round(row)
     if retry:
         matched = dataclasses.replace(matched, again=True)
-    return Joined(row["call_id"], token, slug, language, matched, row["offered"])
+    return Joined(row["call_id"], token, slug, language, matched, row["offered"], took)
 
 
 async def _joined_despite(

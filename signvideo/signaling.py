@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -283,8 +284,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     conn = await _open(request, "caller")
     pool, hub, config, process = app[POOL], app[HUB], app[CONFIG], app[PROCESS_ID]
-    matcher = app[MATCHER]
-    gauge = app[METRICS].websockets_open.labels("caller")
+    matcher, metrics = app[MATCHER], app[METRICS]
+    gauge = metrics.websockets_open.labels("caller")
     gauge.inc()
     call_id: uuid.UUID | None = None
     ended = False
@@ -322,6 +323,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
 
     async def on_join(data: dict[str, Any]) -> None:
         nonlocal call_id
+        started = time.perf_counter()
         if call_id is not None:
             raise OutOfTurn("You have already joined the queue.")
         slug = data.get("authority")
@@ -369,6 +371,9 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 resumed=False,
                 known=routing.Place(1, joined.language, True) if joined.offered else None,
             )
+            metrics.join_database_seconds.observe(joined.database_seconds)
+            outcome = "offered" if joined.offered else "queued"
+            metrics.join_seconds.labels(outcome).observe(time.perf_counter() - started)
         finally:
             # The socket takes its mail only after `queued`, so that nothing
             # about the call reaches the caller before it; but it takes it
@@ -419,7 +424,7 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
         nonlocal ended
         mine = own_call(data)
         if await routing.end_call(pool, mine, reason, "caller", config, only_from=allowed):
-            app[METRICS].calls_ended.labels(reason).inc()
+            metrics.calls_ended.labels(reason).inc()
         ended = True
         hub.unwatch_position(mine)
         matcher.kick()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from signvideo import presence
 from signvideo.config import Config
@@ -490,6 +491,58 @@ async def test_an_offer_made_by_a_join_reaches_the_console_once(
     offers = [m["call_id"] for m in received if m["type"] == "offer"]
     assert offers == calls, received
     assert await pool.fetchval("SELECT count(*) FROM mailbox") == 0
+
+
+async def _join_metrics(client: TestClient[Any, Any]) -> dict[tuple[str, str], float]:
+    """(sample name, outcome label or "") to value, for the two join histograms."""
+    text = await (await client.get("/metrics")).text()
+    return {
+        (sample.name, sample.labels.get("outcome", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name in ("signvideo_join_seconds", "signvideo_join_database_seconds")
+        for sample in family.samples
+        if sample.name.endswith(("_count", "_sum"))
+    }
+
+
+async def test_each_join_is_timed_whole_and_in_the_database_for_the_metrics(
+    client: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    open_caller: Opener,
+    open_console: ConsoleOpener,
+) -> None:
+    """/metrics has how long joins take, by whether they were offered at
+    once, and the database's part of it; a refused join is not counted."""
+    before = await _join_metrics(client)
+    assert before[("signvideo_join_seconds_count", "offered")] == 0
+    assert before[("signvideo_join_seconds_count", "queued")] == 0
+    assert before[("signvideo_join_database_seconds_count", "")] == 0
+    _, ann = await interpreter_console(client, pool, open_console, "ann@example.org")
+    await ann.send(type="set_state", state="available")
+    await ann.expect("state", state="available")
+    first, second = await open_caller(), await open_caller()
+    await first.send(type="join", authority="demo")
+    await first.expect("queued")
+    await ann.expect("offer")
+    await second.send(type="join", authority="demo")  # Ann has an offer: it waits
+    await second.expect("queued")
+    await second.send(type="join", authority="nowhere")
+    assert (await second.expect("error"))["code"] == "out_of_turn"
+    refused = await open_caller()
+    await refused.send(type="join", authority="nowhere")
+    assert (await refused.expect("error"))["code"] == "not_found"
+
+    after = await _join_metrics(client)
+    assert after[("signvideo_join_seconds_count", "offered")] == 1
+    assert after[("signvideo_join_seconds_count", "queued")] == 1
+    assert after[("signvideo_join_database_seconds_count", "")] == 2
+    whole = (
+        after[("signvideo_join_seconds_sum", "offered")]
+        + after[("signvideo_join_seconds_sum", "queued")]
+    )
+    in_database = after[("signvideo_join_database_seconds_sum", "")]
+    # The database's part is part of the whole, and takes time.
+    assert 0 < in_database < whole
 
 
 async def _mail_test_app(
