@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -72,9 +73,17 @@ async def current_user(request: web.Request) -> User | None:
 
 # Failed sign-ins are counted over this window: this many for one account,
 # or from one address, and further tries are refused until the window moves on.
+# Both count only tries from browsers not known to the account: a known
+# device (one that has signed in to it, migration 0025) has a limit of its
+# own, and once past it is known no more. So five wrong passwords from
+# anywhere no longer keep the account's owner out.
 FAILURE_WINDOW_SECONDS = 15 * 60
 ACCOUNT_FAILURE_LIMIT = 5
 ADDRESS_FAILURE_LIMIT = 20
+DEVICE_FAILURE_LIMIT = 5
+DEVICE_COOKIE = "signvideo_device"
+# A device stays known this long after its last sign-in.
+DEVICE_DAYS = 180
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,22 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
 
     The attempt is written down before the password is checked, so that
     tries sent all at once, to one process or several, count against the
-    limit together; a right password or a refusal takes it back."""
+    limit together; a right password or a refusal takes it back. Tries
+    from a device known to the account count for that device only."""
     pool = request.app[POOL]
     email = email.strip().lower()
     place = limits.client_network(audit.client_address(request))
-    attempt = await pool.fetchval(Q["record_sign_in_failure"], email, place)
-    counts = await pool.fetchrow(Q["recent_sign_in_failures"], email, place, FAILURE_WINDOW_SECONDS)
-    account_over = counts["account"] > ACCOUNT_FAILURE_LIMIT
-    if account_over or counts["address"] > ADDRESS_FAILURE_LIMIT:
+    device = await known_device(request, email)
+    attempt, counts = await _count_attempt(request, email, place, device)
+    if device is not None and counts["device"] > DEVICE_FAILURE_LIMIT:
+        # Too many wrong passwords from it: a stranger from now on, its
+        # tries counted against the account (its failures go with it).
+        await pool.execute(Q["trusted_device_forget"], device)
+        await audit.record(pool, request, "sign_in.device_forgotten", actor=email)
+        device = None
+        attempt, counts = await _count_attempt(request, email, place, device)
+    account_over = device is None and counts["account"] > ACCOUNT_FAILURE_LIMIT
+    if account_over or (device is None and counts["address"] > ADDRESS_FAILURE_LIMIT):
         await pool.execute(Q["forget_sign_in_attempt"], attempt)
         left = counts["account_retry_after"] if account_over else counts["address_retry_after"]
         wait = max(60, int(left))
@@ -125,10 +142,59 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
         )
     if _hasher.check_needs_rehash(row["password_hash"]):
         await pool.execute(Q["update_password_hash"], row["id"], hash_password(password))
-    await pool.execute(Q["clear_sign_in_failures"], email)
+    if device is None:
+        await pool.execute(Q["clear_sign_in_failures"], email)
+    else:
+        # Only its own: whoever else is guessing keeps what they have used.
+        await pool.execute(Q["trusted_device_used"], device)
     user = User.from_row(row)
     await audit.record(pool, request, "sign_in", user=user)
     return user
+
+
+async def _count_attempt(
+    request: web.Request, email: str, place: str, device: int | None
+) -> tuple[int, asyncpg.Record]:
+    """Write down a sign-in attempt as failed; the failures that now count."""
+    pool = request.app[POOL]
+    attempt: int = await pool.fetchval(Q["record_sign_in_failure"], email, place, device)
+    counts = await pool.fetchrow(
+        Q["recent_sign_in_failures"], email, place, FAILURE_WINDOW_SECONDS, device
+    )
+    return attempt, counts
+
+
+async def known_device(request: web.Request, email: str) -> int | None:
+    """The device known to account `email` that this browser's cookie names."""
+    token = request.cookies.get(DEVICE_COOKIE)
+    if not token or len(token) > 128:
+        return None
+    found: int | None = await request.app[POOL].fetchval(
+        Q["trusted_device"], token_digest(token), email, DEVICE_DAYS
+    )
+    return found
+
+
+async def _remember_device(request: web.Request, response: web.StreamResponse, user: User) -> None:
+    """This browser has just signed in as `user`: known to their account
+    from now on (or still, for another DEVICE_DAYS)."""
+    pool = request.app[POOL]
+    device = await known_device(request, user.email)
+    if device is None:
+        token = secrets.token_urlsafe(32)
+        await pool.execute(Q["trusted_device_add"], user.id, token_digest(token), DEVICE_DAYS)
+    else:
+        token = request.cookies[DEVICE_COOKIE]
+        await pool.execute(Q["trusted_device_used"], device)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_DAYS * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+        path="/",
+    )
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
@@ -145,6 +211,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, user
         secure=request.secure,
         path="/",
     )
+    await _remember_device(request, response, user)
 
 
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:

@@ -253,8 +253,10 @@ async def password_link(request: web.Request) -> web.Response:
         )
         if row is None:  # spent by another request a moment ago
             raise web.HTTPGone(text="This link has already been used. Ask for a new one.")
-        # A new password ends every session: whoever had the old one is out.
+        # A new password ends every session: whoever had the old one is out,
+        # and the browsers they used are strangers to the account again.
         await con.execute(Q["sessions_revoke"], row["id"])
+        await con.execute(Q["trusted_devices_revoke"], row["id"])
         user = auth.User.from_row(row)
         await audit.record(con, request, "password.set", user=user)
     response = web.HTTPSeeOther(access.HOME.get(user.role, "/"))

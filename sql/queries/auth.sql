@@ -27,30 +27,64 @@ RETURNING id;
 SELECT display_name FROM users WHERE id = $1;
 
 -- name: recent_sign_in_failures
--- Failed sign-ins in the last $3 seconds for account $1 and from place $2
--- (an address, or an IPv6 /64), and for each the seconds until the oldest
--- of them leaves the window.
-SELECT count(*) FILTER (WHERE email = $1) AS account,
-       count(*) FILTER (WHERE address = $2::inet) AS address,
-       coalesce(extract(epoch FROM min(at) FILTER (WHERE email = $1)
+-- Failed sign-ins in the last $3 seconds: for account $1 and from place $2
+-- (an address, or an IPv6 /64) made without a known device, and those made
+-- with known device $4 (null: none); for each, the seconds until the
+-- oldest of them leaves the window.
+SELECT count(*) FILTER (WHERE device_id IS NULL AND email = $1) AS account,
+       count(*) FILTER (WHERE device_id IS NULL AND address = $2::inet) AS address,
+       count(*) FILTER (WHERE device_id = $4) AS device,
+       coalesce(extract(epoch FROM min(at) FILTER (WHERE device_id IS NULL AND email = $1)
                                  + make_interval(secs => $3) - now()), 0)
            AS account_retry_after,
-       coalesce(extract(epoch FROM min(at) FILTER (WHERE address = $2::inet)
+       coalesce(extract(epoch FROM min(at) FILTER (WHERE device_id IS NULL
+                                                     AND address = $2::inet)
                                  + make_interval(secs => $3) - now()), 0)
            AS address_retry_after
 FROM sign_in_failures
 WHERE at > now() - make_interval(secs => $3)
-  AND (email = $1 OR address = $2::inet);
+  AND (email = $1 OR address = $2::inet OR device_id = $4);
 
 -- name: record_sign_in_failure
--- A sign-in attempt, counted as failed until it succeeds.
-INSERT INTO sign_in_failures (email, address) VALUES ($1, $2::inet) RETURNING id;
+-- A sign-in attempt, counted as failed until it succeeds; $3 the known
+-- device it was made with, or null.
+INSERT INTO sign_in_failures (email, address, device_id) VALUES ($1, $2::inet, $3)
+RETURNING id;
 
 -- name: forget_sign_in_attempt
 DELETE FROM sign_in_failures WHERE id = $1;
 
 -- name: clear_sign_in_failures
 DELETE FROM sign_in_failures WHERE email = $1;
+
+-- name: trusted_device
+-- The known device that cookie token $1 names, if it is one of account $2's
+-- and has been used within $3 days.
+SELECT d.id FROM trusted_devices d JOIN users u ON u.id = d.user_id
+WHERE d.token_sha256 = $1 AND u.email = $2
+  AND d.last_used_at > now() - make_interval(days => $3);
+
+-- name: trusted_device_used
+-- A sign-in with known device $1 worked: its failures are forgotten, and
+-- its days counted from now.
+WITH cleared AS (DELETE FROM sign_in_failures WHERE device_id = $1)
+UPDATE trusted_devices SET last_used_at = now() WHERE id = $1;
+
+-- name: trusted_device_add
+-- A device account $1 has just signed in from; its devices unused for $3
+-- days go.
+WITH stale AS (
+    DELETE FROM trusted_devices
+    WHERE user_id = $1 AND last_used_at <= now() - make_interval(days => $3)
+)
+INSERT INTO trusted_devices (user_id, token_sha256) VALUES ($1, $2);
+
+-- name: trusted_device_forget
+DELETE FROM trusted_devices WHERE id = $1;
+
+-- name: trusted_devices_revoke
+-- All of account $1's devices: its password has changed.
+DELETE FROM trusted_devices WHERE user_id = $1;
 
 -- name: audit
 INSERT INTO audit_log (actor_id, actor, action, authority_id, detail, address)

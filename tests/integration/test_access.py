@@ -19,7 +19,7 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient
 
-from signvideo import access
+from signvideo import access, auth
 from signvideo.app import create_app
 from signvideo.auth import ACCOUNT_FAILURE_LIMIT, ADDRESS_FAILURE_LIMIT
 from signvideo.config import Config
@@ -428,6 +428,63 @@ async def test_failed_sign_ins_are_slowed_per_account_and_per_address(
     assert actions.count("sign_in.failed") == ADDRESS_FAILURE_LIMIT
     assert actions.count("sign_in.refused") == 2
     assert actions[-1] == "sign_in"
+
+
+async def test_a_browser_known_to_the_account_signs_in_while_strangers_are_refused(
+    client: TestClient[Any, Any], pool: asyncpg.Pool
+) -> None:
+    """Wrong passwords from elsewhere refuse strangers, not the account's
+    owner on a browser that has signed in to it before; that browser has a
+    limit of its own, and once past it is a stranger too."""
+    await add_staff(pool, "sue@example.org", access.SUPERVISOR)
+    await add_staff(pool, "sam@example.org", access.SUPERVISOR)
+
+    async def attempt(email: str, password: str, device: str | None) -> Any:
+        client.session.cookie_jar.clear()
+        if device is not None:
+            client.session.cookie_jar.update_cookies({auth.DEVICE_COOKIE: device})
+        token = await form_token(client)
+        data = {"email": email, "password": password, "csrf_token": token}
+        return await client.post("/login", data=data, allow_redirects=False)
+
+    first = await attempt("sue@example.org", INTERPRETER_PASSWORD, None)
+    assert first.status == 303
+    cookie = first.cookies[auth.DEVICE_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert int(cookie["max-age"]) == auth.DEVICE_DAYS * 24 * 3600
+    sues = cookie.value
+    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
+    # The same browser again: the same device, kept, not a second one.
+    again = await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)
+    assert again.status == 303 and again.cookies[auth.DEVICE_COOKIE].value == sues
+    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
+
+    # Someone else guesses Sue's password, and Sam's.
+    for _ in range(ACCOUNT_FAILURE_LIMIT):
+        assert (await attempt("sue@example.org", "guess", None)).status == 401
+        assert (await attempt("sam@example.org", "guess", None)).status == 401
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, None)).status == 429
+    # Sue, on her own browser, is not kept out.
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)).status == 303
+    # Her sign-in did not clear the guesser's failures.
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, None)).status == 429
+    # Her browser is known to her account only, not to Sam's.
+    assert (await attempt("sam@example.org", INTERPRETER_PASSWORD, sues)).status == 429
+
+    # Wrong passwords from her browser count for it alone; past its limit
+    # it is a stranger, and the account's limit (reached) refuses it.
+    for _ in range(auth.DEVICE_FAILURE_LIMIT):
+        assert (await attempt("sue@example.org", "typo", sues)).status == 401
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)).status == 429
+    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 0
+    actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert actions.count("sign_in.device_forgotten") == 1
+
+    # Once the failures are old enough, a sign-in makes it known again.
+    await pool.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
+    back = await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)
+    assert back.status == 303 and back.cookies[auth.DEVICE_COOKIE].value != sues
+    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
 
 
 async def test_the_audit_log_records_sign_ins_and_exports(

@@ -320,6 +320,12 @@ async def test_a_new_account_sets_its_password_through_a_one_time_link(
     assert await pool.fetchval("SELECT count(*) FROM password_links") == 1
     assert await pool.fetchval("SELECT token_sha256 FROM password_links") != path.encode()
 
+    # A browser known to the account (whoever had a password before): a new
+    # password makes it a stranger again.
+    await pool.execute(
+        "INSERT INTO trusted_devices (user_id, token_sha256) "
+        "SELECT id, '\\x00' FROM users WHERE email = 'fay@demo.example.org'"
+    )
     # The person opens the link in their own browser: no admin cookie.
     client.session.cookie_jar.clear()
     page = await client.get(path)
@@ -344,7 +350,12 @@ async def test_a_new_account_sets_its_password_through_a_one_time_link(
         allow_redirects=False,
     )
     assert done.status == 303 and done.headers["Location"] == "/finance"
-    assert "signvideo_session" in done.cookies
+    assert "signvideo_session" in done.cookies and "signvideo_device" in done.cookies
+    devices = await pool.fetch(
+        "SELECT token_sha256 FROM trusted_devices d JOIN users u ON u.id = d.user_id "
+        "WHERE u.email = 'fay@demo.example.org'"
+    )
+    assert [d["token_sha256"] for d in devices] != [b"\x00"] and len(devices) == 1
     spent = await client.get(path)
     assert spent.status == 410 and "has been used already" in await spent.text()
     assert await sign_in(client, "fay@demo.example.org", "correct horse battery")
