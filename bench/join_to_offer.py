@@ -139,9 +139,9 @@ async def server_join_timings(
 
 
 def server_side(timings: dict[tuple[str, str], float]) -> dict[str, Any]:
-    """The joins' time inside the server, from its histograms' increase over
-    the blocks of joins (warm-up joins included): means, and the bucket
-    bounds within which p50 and p99 fall."""
+    """The time inside the server of the joins offered at once, from its
+    histograms' increase over the blocks of joins (warm-up joins included):
+    means, and the bucket bounds within which p50 and p99 fall."""
     joins = timings[("signvideo_join_seconds_count", "")]
 
     def at_most(name: str, fraction: float) -> float:

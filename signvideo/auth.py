@@ -75,13 +75,16 @@ async def current_user(request: web.Request) -> User | None:
 # or from one address, and further tries are refused until the window moves on.
 # Both count only tries from browsers not known to the account: a known
 # device (one that has signed in to it, migration 0025) has a limit of its
-# own, and once past it is known no more. So five wrong passwords from
-# anywhere no longer keep the account's owner out.
+# own. So five wrong passwords from anywhere no longer keep the account's
+# owner out.
 FAILURE_WINDOW_SECONDS = 15 * 60
 ACCOUNT_FAILURE_LIMIT = 5
 ADDRESS_FAILURE_LIMIT = 20
 DEVICE_FAILURE_LIMIT = 5
+# The cookie holds a token for each of the last few accounts signed in on
+# the browser, newest first, joined by dots (tokens are URL-safe base64).
 DEVICE_COOKIE = "signvideo_device"
+DEVICES_PER_BROWSER = 5
 # A device stays known this long after its last sign-in.
 DEVICE_DAYS = 180
 
@@ -106,26 +109,26 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
     pool = request.app[POOL]
     email = email.strip().lower()
     place = limits.client_network(audit.client_address(request))
-    device = await known_device(request, email)
-    attempt, counts = await _count_attempt(request, email, place, device)
-    if device is not None and counts["device"] > DEVICE_FAILURE_LIMIT:
-        # Too many wrong passwords from it: a stranger from now on, its
-        # tries counted against the account (its failures go with it).
-        await pool.execute(Q["trusted_device_forget"], device)
-        await audit.record(pool, request, "sign_in.device_forgotten", actor=email)
-        device = None
-        attempt, counts = await _count_attempt(request, email, place, device)
-    account_over = device is None and counts["account"] > ACCOUNT_FAILURE_LIMIT
-    if account_over or (device is None and counts["address"] > ADDRESS_FAILURE_LIMIT):
+    found = await known_device(request, email)
+    device, attempt, counts = await _count_attempt(
+        request, email, place, None if found is None else found[0]
+    )
+    if device is not None:
+        over, left = counts["device"] > DEVICE_FAILURE_LIMIT, counts["device_retry_after"]
+    elif counts["account"] > ACCOUNT_FAILURE_LIMIT:
+        over, left = True, counts["account_retry_after"]
+    else:
+        over, left = counts["address"] > ADDRESS_FAILURE_LIMIT, counts["address_retry_after"]
+    if over:
         await pool.execute(Q["forget_sign_in_attempt"], attempt)
-        left = counts["account_retry_after"] if account_over else counts["address_retry_after"]
         wait = max(60, int(left))
         minutes = (wait + 59) // 60
         await audit.record(
             pool, request, "sign_in.refused", actor=email, detail={"why": "throttled"}
         )
         raise SignInRefused(
-            f"Too many sign-ins have failed for this account or from this place. Try again "
+            "Too many sign-ins have failed for this account, from this place or on this "
+            "browser. Try again "
             f"in {minutes} minute{'s' if minutes != 1 else ''}, or ask your administrator "
             "for a link to set a new password.",
             429,
@@ -154,41 +157,53 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
 
 async def _count_attempt(
     request: web.Request, email: str, place: str, device: int | None
-) -> tuple[int, asyncpg.Record]:
-    """Write down a sign-in attempt as failed; the failures that now count."""
+) -> tuple[int | None, int, asyncpg.Record]:
+    """Write down a sign-in attempt as failed; the device it counts for
+    (None: a stranger), its row, and the failures that now count."""
     pool = request.app[POOL]
-    attempt: int = await pool.fetchval(Q["record_sign_in_failure"], email, place, device)
+    try:
+        attempt: int = await pool.fetchval(Q["record_sign_in_failure"], email, place, device)
+    except asyncpg.ForeignKeyViolationError:
+        # The device was forgotten a moment ago (a new password): a stranger.
+        device = None
+        attempt = await pool.fetchval(Q["record_sign_in_failure"], email, place, device)
     counts = await pool.fetchrow(
         Q["recent_sign_in_failures"], email, place, FAILURE_WINDOW_SECONDS, device
     )
-    return attempt, counts
+    return device, attempt, counts
 
 
-async def known_device(request: web.Request, email: str) -> int | None:
-    """The device known to account `email` that this browser's cookie names."""
-    token = request.cookies.get(DEVICE_COOKIE)
-    if not token or len(token) > 128:
+def _device_tokens(request: web.Request) -> list[str]:
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    return [t for t in value.split(".") if 20 <= len(t) <= 64][:DEVICES_PER_BROWSER]
+
+
+async def known_device(request: web.Request, email: str) -> tuple[int, str] | None:
+    """The device known to account `email` that this browser's cookie
+    names, and its token."""
+    tokens = {token_digest(t): t for t in _device_tokens(request)}
+    if not tokens:
         return None
-    found: int | None = await request.app[POOL].fetchval(
-        Q["trusted_device"], token_digest(token), email, DEVICE_DAYS
-    )
-    return found
+    row = await request.app[POOL].fetchrow(Q["trusted_device"], list(tokens), email, DEVICE_DAYS)
+    return None if row is None else (row["id"], tokens[row["token_sha256"]])
 
 
 async def _remember_device(request: web.Request, response: web.StreamResponse, user: User) -> None:
     """This browser has just signed in as `user`: known to their account
-    from now on (or still, for another DEVICE_DAYS)."""
+    from now on (or still, for another DEVICE_DAYS), beside the few others
+    signed in on it lately."""
     pool = request.app[POOL]
-    device = await known_device(request, user.email)
-    if device is None:
+    known = await known_device(request, user.email)
+    if known is None:
         token = secrets.token_urlsafe(32)
         await pool.execute(Q["trusted_device_add"], user.id, token_digest(token), DEVICE_DAYS)
     else:
-        token = request.cookies[DEVICE_COOKIE]
+        device, token = known
         await pool.execute(Q["trusted_device_used"], device)
+    others = [t for t in _device_tokens(request) if t != token]
     response.set_cookie(
         DEVICE_COOKIE,
-        token,
+        ".".join([token, *others][:DEVICES_PER_BROWSER]),
         max_age=DEVICE_DAYS * 24 * 3600,
         httponly=True,
         samesite="Lax",

@@ -58,19 +58,23 @@ class Metrics:
             "signvideo_join_seconds",
             "Joins handled by this process, from the caller's join message to their "
             "`queued` reply (after the offer, for a console this process holds), by "
-            "whether the call was offered at once",
+            "whether the call was offered at once; a queued caller's reply also reads "
+            "their place and the staffing",
             ["outcome"],
             buckets=JOIN_BUCKETS,
             registry=self.registry,
         )
         self.join_database_seconds = Histogram(
             "signvideo_join_database_seconds",
-            "The database's part of each join: its one round trip, with the matching "
-            "round and the durable commit",
+            "The join's own statement in the database, within signvideo_join_seconds: "
+            "the insert, the matching round and the durable commit, from when it had "
+            "a connection",
+            ["outcome"],
             buckets=JOIN_BUCKETS,
             registry=self.registry,
         )
         for outcome in ("offered", "queued"):
             self.join_seconds.labels(outcome)
+            self.join_database_seconds.labels(outcome)
         for kind in ("caller", "console", "guest"):
             self.websockets_open.labels(kind)

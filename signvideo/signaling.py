@@ -371,8 +371,8 @@ async def caller_socket(request: web.Request) -> web.WebSocketResponse:
                 resumed=False,
                 known=routing.Place(1, joined.language, True) if joined.offered else None,
             )
-            metrics.join_database_seconds.observe(joined.database_seconds)
             outcome = "offered" if joined.offered else "queued"
+            metrics.join_database_seconds.labels(outcome).observe(joined.database_seconds)
             metrics.join_seconds.labels(outcome).observe(time.perf_counter() - started)
         finally:
             # The socket takes its mail only after `queued`, so that nothing

@@ -40,7 +40,10 @@ SELECT count(*) FILTER (WHERE device_id IS NULL AND email = $1) AS account,
        coalesce(extract(epoch FROM min(at) FILTER (WHERE device_id IS NULL
                                                      AND address = $2::inet)
                                  + make_interval(secs => $3) - now()), 0)
-           AS address_retry_after
+           AS address_retry_after,
+       coalesce(extract(epoch FROM min(at) FILTER (WHERE device_id = $4)
+                                 + make_interval(secs => $3) - now()), 0)
+           AS device_retry_after
 FROM sign_in_failures
 WHERE at > now() - make_interval(secs => $3)
   AND (email = $1 OR address = $2::inet OR device_id = $4);
@@ -55,14 +58,17 @@ RETURNING id;
 DELETE FROM sign_in_failures WHERE id = $1;
 
 -- name: clear_sign_in_failures
-DELETE FROM sign_in_failures WHERE email = $1;
+-- A stranger's sign-in to account $1 worked: strangers' failures for it go
+-- (a known device's stay its own).
+DELETE FROM sign_in_failures WHERE email = $1 AND device_id IS NULL;
 
 -- name: trusted_device
--- The known device that cookie token $1 names, if it is one of account $2's
--- and has been used within $3 days.
-SELECT d.id FROM trusted_devices d JOIN users u ON u.id = d.user_id
-WHERE d.token_sha256 = $1 AND u.email = $2
-  AND d.last_used_at > now() - make_interval(days => $3);
+-- The device known to account $2 that one of the cookie's tokens (their
+-- digests $1) names, if it has been used within $3 days.
+SELECT d.id, d.token_sha256 FROM trusted_devices d JOIN users u ON u.id = d.user_id
+WHERE d.token_sha256 = ANY ($1::bytea[]) AND u.email = $2
+  AND d.last_used_at > now() - make_interval(days => $3)
+LIMIT 1;
 
 -- name: trusted_device_used
 -- A sign-in with known device $1 worked: its failures are forgotten, and
@@ -79,11 +85,9 @@ WITH stale AS (
 )
 INSERT INTO trusted_devices (user_id, token_sha256) VALUES ($1, $2);
 
--- name: trusted_device_forget
-DELETE FROM trusted_devices WHERE id = $1;
-
 -- name: trusted_devices_revoke
--- All of account $1's devices: its password has changed.
+-- All of account $1's devices: its password has changed, or an
+-- administrator signed them out everywhere.
 DELETE FROM trusted_devices WHERE user_id = $1;
 
 -- name: audit

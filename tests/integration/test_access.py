@@ -434,8 +434,8 @@ async def test_a_browser_known_to_the_account_signs_in_while_strangers_are_refus
     client: TestClient[Any, Any], pool: asyncpg.Pool
 ) -> None:
     """Wrong passwords from elsewhere refuse strangers, not the account's
-    owner on a browser that has signed in to it before; that browser has a
-    limit of its own, and once past it is a stranger too."""
+    owner on a browser that has signed in to it before; that browser's
+    wrong passwords count for it alone, against a limit of its own."""
     await add_staff(pool, "sue@example.org", access.SUPERVISOR)
     await add_staff(pool, "sam@example.org", access.SUPERVISOR)
 
@@ -447,44 +447,60 @@ async def test_a_browser_known_to_the_account_signs_in_while_strangers_are_refus
         data = {"email": email, "password": password, "csrf_token": token}
         return await client.post("/login", data=data, allow_redirects=False)
 
+    async def devices() -> int:
+        return int(await pool.fetchval("SELECT count(*) FROM trusted_devices"))
+
+    async def age_failures() -> None:
+        await pool.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
+
     first = await attempt("sue@example.org", INTERPRETER_PASSWORD, None)
     assert first.status == 303
     cookie = first.cookies[auth.DEVICE_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     assert int(cookie["max-age"]) == auth.DEVICE_DAYS * 24 * 3600
     sues = cookie.value
-    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
     # The same browser again: the same device, kept, not a second one.
     again = await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)
     assert again.status == 303 and again.cookies[auth.DEVICE_COOKIE].value == sues
-    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
+    assert await devices() == 1
+    # Sam signs in on the same (shared) browser: it is known to both.
+    shared = (await attempt("sam@example.org", INTERPRETER_PASSWORD, sues)).cookies
+    both = shared[auth.DEVICE_COOKIE].value
+    assert both.endswith("." + sues) and await devices() == 2
 
     # Someone else guesses Sue's password, and Sam's.
     for _ in range(ACCOUNT_FAILURE_LIMIT):
         assert (await attempt("sue@example.org", "guess", None)).status == 401
         assert (await attempt("sam@example.org", "guess", None)).status == 401
     assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, None)).status == 429
-    # Sue, on her own browser, is not kept out.
-    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)).status == 303
-    # Her sign-in did not clear the guesser's failures.
+    # Sue and Sam, on their browser, are not kept out.
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, both)).status == 303
+    assert (await attempt("sam@example.org", INTERPRETER_PASSWORD, both)).status == 303
+    # Their sign-ins did not clear the guesser's failures.
     assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, None)).status == 429
-    # Her browser is known to her account only, not to Sam's.
+    # Sue's own browser is known to her account only, not to Sam's.
     assert (await attempt("sam@example.org", INTERPRETER_PASSWORD, sues)).status == 429
 
-    # Wrong passwords from her browser count for it alone; past its limit
-    # it is a stranger, and the account's limit (reached) refuses it.
+    # Wrong passwords on her browser count for it alone: not against her
+    # account, nor against the address, and past its limit it is refused.
+    await age_failures()
     for _ in range(auth.DEVICE_FAILURE_LIMIT):
         assert (await attempt("sue@example.org", "typo", sues)).status == 401
-    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)).status == 429
-    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 0
-    actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
-    assert actions.count("sign_in.device_forgotten") == 1
+    refused = await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    for n in range(ADDRESS_FAILURE_LIMIT - auth.DEVICE_FAILURE_LIMIT + 1):
+        assert (await attempt(f"guess{n}@example.org", "guess", None)).status == 401
+    assert (await attempt("sue@example.org", INTERPRETER_PASSWORD, None)).status == 303
 
-    # Once the failures are old enough, a sign-in makes it known again.
-    await pool.execute("UPDATE sign_in_failures SET at = at - interval '1 hour'")
-    back = await attempt("sue@example.org", INTERPRETER_PASSWORD, sues)
-    assert back.status == 303 and back.cookies[auth.DEVICE_COOKIE].value != sues
-    assert await pool.fetchval("SELECT count(*) FROM trusted_devices") == 1
+    # A browser not signed in for DEVICE_DAYS is a stranger again.
+    await age_failures()
+    await pool.execute(
+        "UPDATE trusted_devices SET last_used_at = now() - make_interval(days => $1)",
+        auth.DEVICE_DAYS + 1,
+    )
+    for _ in range(ACCOUNT_FAILURE_LIMIT):
+        assert (await attempt("sam@example.org", "guess", None)).status == 401
+    assert (await attempt("sam@example.org", INTERPRETER_PASSWORD, both)).status == 429
 
 
 async def test_the_audit_log_records_sign_ins_and_exports(

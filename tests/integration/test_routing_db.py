@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -664,6 +666,12 @@ class _LosesTheJoinsConnection:
                 await self.pool.fetchrow(query, *args)
             raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
         return await self.pool.fetchrow(query, *args)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        """A connection of the real pool whose statements go through fetchrow above."""
+        async with self.pool.acquire():
+            yield self
 
 
 async def test_a_join_whose_answer_was_lost_with_its_connection_stands_once(

@@ -75,8 +75,12 @@ def test_the_server_processes_are_set_up_as_the_code_reads_settings(
     services = compose["services"]
     known = {setting.env: setting for setting in SETTINGS}
     nginx_address = services["nginx"]["networks"]["signvideo"]["ipv4_address"]
-    subnet = compose["networks"]["signvideo"]["ipam"]["config"][0]["subnet"]
-    assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet)
+    pool = compose["networks"]["signvideo"]["ipam"]["config"][0]
+    nginx_ip = ipaddress.ip_address(nginx_address)
+    # In the network, and outside the range Docker hands out to others.
+    assert nginx_ip in ipaddress.ip_network(pool["subnet"])
+    assert nginx_ip not in ipaddress.ip_network(pool["ip_range"])
+    assert ipaddress.ip_network(pool["ip_range"]).subnet_of(ipaddress.ip_network(pool["subnet"]))
     for name in SERVERS:
         server = services[name]
         assert (DEPLOY.parent / server["build"]["context"].removeprefix("..").lstrip("/")).is_dir()
