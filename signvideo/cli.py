@@ -1,4 +1,4 @@
-"""The `signvideo` command: serve, migrate, demo, export."""
+"""The `signvideo` command: serve, migrate, demo, export, add-admin."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import dataclasses
 import gc
 import logging
 import os
+import re
+import secrets
 import sys
 from typing import Any
 
@@ -16,8 +18,10 @@ import asyncpg
 from aiohttp import web
 from tqdm import tqdm
 
-from signvideo import audit, demo, exports
+from signvideo import access, audit, demo, exports
+from signvideo.admin import PASSWORD_LINK_HOURS
 from signvideo.app import create_app
+from signvideo.auth import hash_password, token_digest
 from signvideo.config import SETTINGS, Config, ConfigError
 from signvideo.db import MigrationError, Q, init_connection, migrate, start_embedded
 
@@ -72,10 +76,88 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", metavar="FILE", help="where to write it (default: standard output)"
     )
     _add_settings(exp, DB_SETTINGS)
+    adm = commands.add_parser(
+        "add-admin",
+        help="make an operator administrator's account, or a new link for one, and print "
+        "the link to set its password",
+        description="For the first administrator of a new installation, or one who has lost "
+        "their password: prints a one-time link, good for "
+        f"{PASSWORD_LINK_HOURS} hours, to choose a password (an earlier link stops working). "
+        "Exit status: 0 done, 2 bad arguments, 3 the address belongs to an account that is "
+        "not an operator administrator's, 1 anything else.",
+    )
+    adm.add_argument("--email", required=True, help="their email address: how they sign in")
+    adm.add_argument("--name", help="their name as colleagues see it (a new account only)")
+    adm.add_argument(
+        "--site",
+        metavar="URL",
+        help="the address people open, like https://signvideo.example.org "
+        "(default: http://HOST:PORT from the settings)",
+    )
+    _add_settings(adm, DB_SETTINGS)
     return parser
 
 
+class AddAdminFailed(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]:
+    """An operator administrator's account for `email` (made if there is none)
+    and a new one-time link for it: the link's token, and whether the
+    account is new."""
+    con = await asyncpg.connect(dsn)
+    try:
+        await init_connection(con)
+        async with con.transaction():
+            found = await con.fetchrow(Q["user_by_email"], email)
+            if found is not None and found["role"] != access.OPERATOR_ADMIN:
+                role = access.ROLE_NAMES.get(found["role"], found["role"])
+                raise AddAdminFailed(
+                    f"{email} already has an account, as {role}; an operator administrator "
+                    "can change its role at /admin/users.",
+                    3,
+                )
+            made = found is None
+            if made:
+                user_id = await con.fetchval(
+                    Q["admin_user_insert"],
+                    email,
+                    name or email.split("@")[0],
+                    access.OPERATOR_ADMIN,
+                    None,
+                    # Nobody knows this password: they set theirs through the link.
+                    hash_password(secrets.token_urlsafe(32)),
+                )
+                await audit.record(
+                    con,
+                    None,
+                    "user.create",
+                    actor="command line",
+                    detail={"email": email, "role": access.OPERATOR_ADMIN, "authority": None},
+                )
+            else:
+                user_id = found["id"]
+            token = secrets.token_urlsafe(32)
+            await con.execute(
+                Q["password_link_insert"],
+                token_digest(token),
+                user_id,
+                None,
+                PASSWORD_LINK_HOURS * 3600,
+            )
+            await audit.record(
+                con, None, "password_link.issue", actor="command line", detail={"for": email}
+            )
+        return token, made
+    finally:
+        await con.close()
+
+
 EXPORT_ARGUMENTS = {"authority", "month", "first_day", "last_day", "format", "output"}
+ADD_ADMIN_ARGUMENTS = {"email", "name", "site"}
 
 
 class ExportFailed(Exception):
@@ -172,6 +254,34 @@ def _print_demo(config: Config, seeded: bool) -> None:
     sys.stdout.flush()
 
 
+def _print_admin_link(config: Config, args: argparse.Namespace) -> int:
+    email = args.email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        print(f"signvideo: {args.email!r} is not an email address", file=sys.stderr)
+        return 2
+    site = (args.site or f"http://{config.host}:{config.port}").rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+", site):
+        print(
+            f"signvideo: --site must be like https://signvideo.example.org, not {site!r}",
+            file=sys.stderr,
+        )
+        return 2
+    assert config.database_url is not None
+    try:
+        token, made = asyncio.run(_add_admin(config.database_url, email, args.name))
+    except AddAdminFailed as err:
+        print(f"signvideo: {err}", file=sys.stderr)
+        return err.status
+    except (OSError, asyncpg.PostgresError) as err:
+        print(f"signvideo: cannot use the database: {err}", file=sys.stderr)
+        return 1
+    print(f"{'Made' if made else 'Found'} the operator administrator {email}.")
+    print(f"Give them this link, which works once, for {PASSWORD_LINK_HOURS} hours, to choose")
+    print("a password (any earlier link for them has stopped working):")
+    print(f"{site}/password/{token}")
+    return 0
+
+
 def fewer_full_collections() -> None:
     """A full pass of Python's cyclic garbage collector walks every object
     the process holds, about 114 for each waiting caller's socket: up to
@@ -193,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         k: v
         for k, v in vars(args).items()
-        if k != "command" and k not in EXPORT_ARGUMENTS and v is not None
+        if k != "command"
+        and k not in EXPORT_ARGUMENTS
+        and k not in ADD_ADMIN_ARGUMENTS
+        and v is not None
     }
     if (
         args.command == "export"
@@ -250,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         print("The database is up to date.")
         return 0
+    if args.command == "add-admin":
+        return _print_admin_link(config, args)
     if args.command == "demo":
         _print_demo(config, seeded)
     fewer_full_collections()

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pty
+import re
 import signal
 import socket
 import struct
@@ -18,12 +19,15 @@ import termios
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
 from signvideo.demo import DEMO_LOGINS
 from tests.integration.billing_data import at, ended_call
+from tests.integration.conftest import form_token
 
 
 def run(
@@ -57,10 +61,10 @@ def free_port() -> int:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("serve", "migrate", "demo"):
+    for command in ("serve", "migrate", "demo", "export", "add-admin"):
         result = run([command, "--help"], clean_env())
         assert result.returncode == 0
-        assert "SIGNVIDEO_PORT" in result.stdout or command == "migrate"
+        assert "SIGNVIDEO_PORT" in result.stdout or command not in ("serve", "demo")
         assert "DATABASE_URL" in result.stdout
 
 
@@ -222,3 +226,67 @@ async def test_export_shows_progress_in_a_terminal(
     os.close(controller)
     assert status == 0
     assert b"100%" in shown and b"2/2" in shown, shown
+
+
+async def test_add_admin_makes_an_administrator_who_sets_a_password_through_the_link(
+    database_url: str, pool: asyncpg.Pool, client: TestClient[Any, Any]
+) -> None:
+    """A new installation's first administrator: `add-admin` makes the
+    account and prints a one-time link; run again, it makes a new link (the
+    first stops working); the link sets the password, and /admin opens."""
+    env = clean_env(DATABASE_URL=database_url)
+    args = ["add-admin", "--email", " Root@Example.org", "--name", "Rhian Root"]
+    made = await asyncio.to_thread(run, [*args, "--site", "https://sv.example.org/"], env)
+    assert made.returncode == 0, made.stderr
+    assert "Made the operator administrator root@example.org" in made.stdout
+    first = re.search(r"^https://sv\.example\.org(/password/\S+)$", made.stdout, re.MULTILINE)
+    assert first, made.stdout
+    account = await pool.fetchrow(
+        "SELECT role, display_name FROM users WHERE email = 'root@example.org'"
+    )
+    assert (account["role"], account["display_name"]) == ("operator_admin", "Rhian Root")
+
+    again = await asyncio.to_thread(run, args[:3], env)
+    assert again.returncode == 0 and "Found the operator administrator" in again.stdout
+    second = re.search(r"^http://127\.0\.0\.1:8080(/password/\S+)$", again.stdout, re.MULTILINE)
+    assert second, again.stdout
+    assert (await client.get(first.group(1))).status == 410
+    path = second.group(1)
+    token = await form_token(client, path)
+    chosen = "a long pass phrase"
+    done = await client.post(
+        path,
+        data={"password": chosen, "confirm": chosen, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert done.status == 303 and done.headers["Location"] == "/admin"
+    assert (await client.get("/admin", allow_redirects=False)).status == 200
+    actions = await pool.fetch(
+        "SELECT action FROM audit_log WHERE actor = 'command line' ORDER BY id"
+    )
+    assert [a["action"] for a in actions] == [
+        "user.create",
+        "password_link.issue",
+        "password_link.issue",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("email", "status", "says"),
+    [
+        ("interpreter@demo.example", 3, "already has an account, as interpreter"),
+        ("not an address", 2, "is not an email address"),
+    ],
+)
+async def test_add_admin_refuses_with_the_reason(
+    database_url: str, pool: asyncpg.Pool, seeded: None, email: str, status: int, says: str
+) -> None:
+    env = clean_env(DATABASE_URL=database_url)
+    result = await asyncio.to_thread(run, ["add-admin", "--email", email], env)
+    assert (result.returncode, result.stdout) == (status, "")
+    assert says in result.stderr
+    assert await pool.fetchval("SELECT count(*) FROM password_links") == 0
+    assert await pool.fetchval("SELECT role FROM users WHERE email = $1", email) in (
+        None,
+        "interpreter",
+    )
