@@ -664,9 +664,9 @@ async def user_edit(request: web.Request) -> web.Response:
 async def _sign_out_everywhere(con: asyncpg.Connection, user_id: int) -> None:
     """End their sessions, and close an open console wherever it is (the
     message travels through the mailbox to the process that holds it). The
-    browsers they used are strangers to the account again (auth.DEVICE_COOKIE)."""
+    browsers they used stay known to the account (auth.DEVICE_COOKIE): if
+    someone is guessing their password, they must still be able to sign in."""
     await con.execute(Q["sessions_revoke"], user_id)
-    await con.execute(Q["trusted_devices_revoke"], user_id)
     await routing.post(
         con,
         routing.interpreter_key(user_id),

@@ -122,7 +122,7 @@ async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]
                 )
             made = found is None
             if made:
-                user_id = await con.fetchval(
+                user_id: int | None = await con.fetchval(
                     Q["admin_user_insert"],
                     email,
                     name or email.split("@")[0],
@@ -131,6 +131,12 @@ async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]
                     # Nobody knows this password: they set theirs through the link.
                     hash_password(secrets.token_urlsafe(32)),
                 )
+                if user_id is None:
+                    raise AddAdminFailed(
+                        f"{email} was being added elsewhere at the same moment; run this "
+                        "again for a link.",
+                        1,
+                    )
                 await audit.record(
                     con,
                     None,
@@ -254,21 +260,25 @@ def _print_demo(config: Config, seeded: bool) -> None:
     sys.stdout.flush()
 
 
-def _print_admin_link(config: Config, args: argparse.Namespace) -> int:
+def _admin_arguments(config: Config, args: argparse.Namespace) -> tuple[str, str] | str:
+    """add-admin's email and site, normalised; or what is wrong with them."""
     email = args.email.strip().lower()
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        print(f"signvideo: {args.email!r} is not an email address", file=sys.stderr)
-        return 2
-    site = (args.site or f"http://{config.host}:{config.port}").rstrip("/")
+    if len(email) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        return f"{args.email!r} is not an email address"
+    if args.name is not None and not 1 <= len(args.name.strip()) <= 100:
+        return "--name must be 1 to 100 characters"
+    # A server listening everywhere is reached, on its own machine, at localhost.
+    host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
+    site = (args.site or f"http://{host}:{config.port}").rstrip("/")
     if not re.fullmatch(r"https?://[^/\s]+", site):
-        print(
-            f"signvideo: --site must be like https://signvideo.example.org, not {site!r}",
-            file=sys.stderr,
-        )
-        return 2
+        return f"--site must be like https://signvideo.example.org, not {site!r}"
+    return email, site
+
+
+def _print_admin_link(config: Config, email: str, site: str, name: str | None) -> int:
     assert config.database_url is not None
     try:
-        token, made = asyncio.run(_add_admin(config.database_url, email, args.name))
+        token, made = asyncio.run(_add_admin(config.database_url, email, name))
     except AddAdminFailed as err:
         print(f"signvideo: {err}", file=sys.stderr)
         return err.status
@@ -324,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if args.command == "add-admin":
+        # Checked before any database is started or migrated.
+        checked = _admin_arguments(config, args)
+        if isinstance(checked, str):
+            print(f"signvideo: {checked}", file=sys.stderr)
+            return 2
+        admin_args = checked
 
     embedded = None
     if config.database_url is None:
@@ -364,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print("The database is up to date.")
         return 0
     if args.command == "add-admin":
-        return _print_admin_link(config, args)
+        return _print_admin_link(config, *admin_args, args.name and args.name.strip())
     if args.command == "demo":
         _print_demo(config, seeded)
     fewer_full_collections()

@@ -207,6 +207,7 @@ async def join_queue(
     )
     matching = (True, *_round_args(match, local_interpreters)) if match else NO_MATCHING
     retry = False
+    lost: asyncpg.PostgresError | None = None
     async with pool.acquire() as con:
         # Timed from here: the statement, not a wait for a pooled connection.
         started = time.perf_counter()
@@ -214,21 +215,26 @@ async def join_queue(
             row = await con.fetchrow(Q["join_queue"], *args, *matching)
         except asyncpg.PostgresError as err:
             if not _rolled_back(err):
-                joined = await _joined_despite(err, pool, token, slug, language, local_interpreters)
-                return dataclasses.replace(joined, database_seconds=time.perf_counter() - started)
-            if match is None:
+                lost = err  # looked into below, once this connection is let go
+            elif match is None:
                 raise
-            # The join stands whatever went wrong with matching: it rolled back
-            # whole, so join again without it, and the matcher tries (`again`).
-            log.warning(
-                "a join with matching failed (%s: %s); joined again without, the matcher "
-                "will retry",
-                err.sqlstate,
-                err,
-            )
-            row = await con.fetchrow(Q["join_queue"], *args, *NO_MATCHING)
-            retry = True
+            else:
+                # The join stands whatever went wrong with matching: it rolled
+                # back whole, so join again without it, and the matcher tries.
+                log.warning(
+                    "a join with matching failed (%s: %s); joined again without, the "
+                    "matcher will retry",
+                    err.sqlstate,
+                    err,
+                )
+                row = await con.fetchrow(Q["join_queue"], *args, *NO_MATCHING)
+                retry = True
         took = time.perf_counter() - started
+    if lost is not None:
+        # Not while holding the lost connection: with every pooled one lost
+        # at once (the database restarting), each join would wait for another.
+        joined = await _joined_despite(lost, pool, token, slug, language, local_interpreters)
+        return dataclasses.replace(joined, database_seconds=took)
     if row["call_id"] is None:
         raise QueueFull("The queue is full. Please try again in a few minutes.")
     matched = _round(row)

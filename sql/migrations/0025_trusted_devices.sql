@@ -21,8 +21,8 @@ CREATE TABLE trusted_devices (
 CREATE INDEX trusted_devices_by_user ON trusted_devices (user_id);
 
 -- The known device a failed sign-in was made with; null for any other.
--- A device forgotten (a new password, a sign-out everywhere) leaves its
--- failures counted against the account, as a stranger's.
+-- A device forgotten (a new password) leaves its failures counted against
+-- the account, as a stranger's.
 ALTER TABLE sign_in_failures
     ADD COLUMN device_id bigint REFERENCES trusted_devices (id) ON DELETE SET NULL;
 CREATE INDEX sign_in_failures_by_device ON sign_in_failures (device_id, at)

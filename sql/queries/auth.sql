@@ -86,8 +86,7 @@ WITH stale AS (
 INSERT INTO trusted_devices (user_id, token_sha256) VALUES ($1, $2);
 
 -- name: trusted_devices_revoke
--- All of account $1's devices: its password has changed, or an
--- administrator signed them out everywhere.
+-- All of account $1's devices: its password has changed.
 DELETE FROM trusted_devices WHERE user_id = $1;
 
 -- name: audit

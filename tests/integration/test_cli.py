@@ -290,3 +290,16 @@ async def test_add_admin_refuses_with_the_reason(
         None,
         "interpreter",
     )
+
+
+def test_add_admin_checks_its_arguments_before_starting_a_database(tmp_path: Path) -> None:
+    env = clean_env(SIGNVIDEO_DATA=str(tmp_path))
+    for args, says in [
+        (["--email", "root@example.org", "--name", "R" * 101], "--name must be 1 to 100"),
+        (["--email", "x" * 250 + "@example.org"], "is not an email address"),
+        (["--email", "root@example.org", "--site", "signvideo.example.org"], "--site must be"),
+    ]:
+        result = run(["add-admin", *args], env)
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert says in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no embedded database was made

@@ -654,36 +654,51 @@ async def test_an_authority_without_a_queue_length_says_so_rather_than_full(
 
 class _LosesTheJoinsConnection:
     """A pool whose next join loses its connection with its answer: after
-    the statement committed (`ran`), or before it reached the database."""
+    the statement committed (`ran`), or before it reached the database. The
+    join runs on a connection of the real pool; the rest goes to the pool."""
 
     def __init__(self, pool: asyncpg.Pool, ran: bool) -> None:
         self.pool, self.ran, self.lost = pool, ran, False
 
     async def fetchrow(self, query: str, *args: Any) -> Any:
-        if query == Q["join_queue"] and not self.lost:
-            self.lost = True
-            if self.ran:
-                await self.pool.fetchrow(query, *args)
-            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
         return await self.pool.fetchrow(query, *args)
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[Any]:
-        """A connection of the real pool whose statements go through fetchrow above."""
-        async with self.pool.acquire():
-            yield self
+        async with self.pool.acquire() as con:
+            yield _LosingConnection(self, con)
+
+
+class _LosingConnection:
+    def __init__(self, losing: _LosesTheJoinsConnection, con: asyncpg.Connection) -> None:
+        self.losing, self.con = losing, con
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        if query == Q["join_queue"] and not self.losing.lost:
+            self.losing.lost = True
+            if self.losing.ran:
+                await self.con.fetchrow(query, *args)
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+        return await self.con.fetchrow(query, *args)
 
 
 async def test_a_join_whose_answer_was_lost_with_its_connection_stands_once(
-    pool: asyncpg.Pool, seeded: None
+    database_url: str, pool: asyncpg.Pool, seeded: None
 ) -> None:
     """The join committed, offered to a console this process holds: the
     caller has their one place, and the console is sent the offer the lost
     answer carried."""
     ann = await add_interpreter(pool, "ann@example.org")
     await routing.set_state(pool, ann, "available")
-    losing: Any = _LosesTheJoinsConnection(pool, ran=True)
-    joined = await routing.join_queue(losing, "demo", match=RULES, local_interpreters=[ann])
+    # One connection: the look after the lost answer needs it back (a join
+    # that kept it while asking for another would wait for ever).
+    single = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        losing: Any = _LosesTheJoinsConnection(single, ran=True)
+        async with asyncio.timeout(10):
+            joined = await routing.join_queue(losing, "demo", match=RULES, local_interpreters=[ann])
+    finally:
+        await single.close()
     assert await pool.fetchval("SELECT count(*) FROM calls") == 1
     assert await _call_state(pool, joined.call_id) == ("offered", ann)
     assert joined.offered and joined.matched.again
