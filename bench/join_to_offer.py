@@ -33,7 +33,8 @@ with the server stopped, as this benchmark measured it until 2026-12-01.
 
 `server_side` gives the same joins as the server timed them, from its own
 histograms on /metrics (signvideo.metrics; warm-up joins included): the
-whole join and the database's one round trip, with its commit, within it.
+whole join, and within it the join's own statement in the database with
+its commit.
 
 5,000 samples of each by default: p99 is then the 50th slowest, not the
 10th of 1,000, and PostgreSQL's autovacuum, which visits each busy table
@@ -124,7 +125,7 @@ async def server_join_timings(
     http: aiohttp.ClientSession, server: ServerProcess
 ) -> dict[tuple[str, str], float]:
     """The server's own histograms of joins offered at once and of their
-    database round trips (signvideo.metrics): (sample name, bucket bound or
+    statements in the database (signvideo.metrics): (sample name, bucket bound or
     "") to value."""
     text = await (await http.get(server.url("/metrics"))).text()
     found: dict[tuple[str, str], float] = {}
@@ -295,7 +296,7 @@ async def run(
         "join_to_offer_ms": summary_ms(join_to_offer),
         "floor_ms": summary_ms(floor),
         # The same joins as the server timed them (signvideo.metrics): the
-        # database's one round trip, with the commit, against the whole.
+        # join's own statement in the database, with the commit, against the whole.
         "server_side": server_side(timings),
         "pgqueuer_enqueue_to_dequeue_ms": summary_ms(pgqueuer),
         "blocks": blocks,

@@ -504,15 +504,19 @@ async def interpreter_edit(request: web.Request) -> web.Response:
 # Staff accounts and roles ---------------------------------------------------------
 
 
+EMAIL_FIELD = Field("email", "Email address", kind="email", max_length=254, autocomplete="off")
+NAME_FIELD = Field(
+    "display_name", "Name", hint="Shown to callers for interpreters.", max_length=100
+)
+
+
 async def user_fields(pool: asyncpg.Pool, new: bool) -> list[Field]:
     authorities_list = await pool.fetch(Q["admin_authorities"])
     fields = []
     if new:
-        fields.append(
-            Field("email", "Email address", kind="email", max_length=254, autocomplete="off")
-        )
+        fields.append(EMAIL_FIELD)
     fields += [
-        Field("display_name", "Name", hint="Shown to callers for interpreters.", max_length=100),
+        NAME_FIELD,
         Field(
             "role",
             "Role",
@@ -556,13 +560,42 @@ async def users(request: web.Request) -> web.Response:
     )
 
 
+async def add_account(
+    con: asyncpg.Connection, email: str, name: str, role: str, authority: str | None
+) -> int | None:
+    """A new staff account whose password nobody knows (its person sets
+    theirs through a link: new_password_link); None if the address has one."""
+    user_id: int | None = await con.fetchval(
+        Q["admin_user_insert"],
+        email,
+        name,
+        role,
+        authority,
+        hash_password(secrets.token_urlsafe(32)),
+    )
+    if user_id is not None and role == access.INTERPRETER:
+        await con.execute(Q["interpreter_profile_ensure"], user_id)
+    return user_id
+
+
+async def new_password_link(con: asyncpg.Connection, user_id: int, issued_by: int | None) -> str:
+    """A one-time link's token for the account to choose its password, good
+    for PASSWORD_LINK_HOURS; any earlier link for it stops working."""
+    token = secrets.token_urlsafe(32)
+    await con.execute(
+        Q["password_link_insert"],
+        token_digest(token),
+        user_id,
+        issued_by,
+        PASSWORD_LINK_HOURS * 3600,
+    )
+    return token
+
+
 async def _issue_link(
     con: asyncpg.Connection, request: web.Request, by: User, user_id: int, email: str
 ) -> str:
-    token = secrets.token_urlsafe(32)
-    await con.execute(
-        Q["password_link_insert"], token_digest(token), user_id, by.id, PASSWORD_LINK_HOURS * 3600
-    )
+    token = await new_password_link(con, user_id, by.id)
     await audit.record(con, request, "password_link.issue", user=by, detail={"for": email})
     return f"{request.scheme}://{request.host}/password/{token}"
 
@@ -582,18 +615,14 @@ async def user_new(request: web.Request) -> web.Response:
     v = form.values
     link = None
     async with pool.acquire() as con, con.transaction():
-        user_id = await con.fetchval(
-            Q["admin_user_insert"],
-            v["email"],
-            v["display_name"],
-            v["role"],
-            v["authority"],
-            # Nobody knows this password: the person sets theirs through the link.
-            hash_password(secrets.token_urlsafe(32)),
+        user_id = await add_account(
+            con,
+            str(v["email"]),
+            str(v["display_name"]),
+            str(v["role"]),
+            None if v["authority"] is None else str(v["authority"]),
         )
         if user_id is not None:
-            if v["role"] == access.INTERPRETER:
-                await con.execute(Q["interpreter_profile_ensure"], user_id)
             await audit.record(
                 con,
                 request,

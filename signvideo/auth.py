@@ -147,9 +147,8 @@ async def sign_in(request: web.Request, email: str, password: str) -> User:
         await pool.execute(Q["update_password_hash"], row["id"], hash_password(password))
     if device is None:
         await pool.execute(Q["clear_sign_in_failures"], email)
-    else:
-        # Only its own: whoever else is guessing keeps what they have used.
-        await pool.execute(Q["trusted_device_used"], device)
+    # A known device's own failures are cleared as its session starts
+    # (_remember_device); whoever else is guessing keeps what they have used.
     user = User.from_row(row)
     await audit.record(pool, request, "sign_in", user=user)
     return user

@@ -10,22 +10,22 @@ import gc
 import logging
 import os
 import re
-import secrets
 import sys
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
 from tqdm import tqdm
 
-from signvideo import access, audit, demo, exports
+from signvideo import access, admin, audit, demo, exports, forms
 from signvideo.admin import PASSWORD_LINK_HOURS
 from signvideo.app import create_app
-from signvideo.auth import hash_password, token_digest
 from signvideo.config import SETTINGS, Config, ConfigError
 from signvideo.db import MigrationError, Q, init_connection, migrate, start_embedded
 
 log = logging.getLogger("signvideo")
+T = TypeVar("T")
 
 SERVE_SETTINGS = {s.name for s in SETTINGS}
 DB_SETTINGS = {"database_url", "data_dir", "log_level"}
@@ -98,12 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class AddAdminFailed(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]:
     """An operator administrator's account for `email` (made if there is none)
     and a new one-time link for it: the link's token, and whether the
@@ -115,24 +109,18 @@ async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]
             found = await con.fetchrow(Q["user_by_email"], email)
             if found is not None and found["role"] != access.OPERATOR_ADMIN:
                 role = access.ROLE_NAMES.get(found["role"], found["role"])
-                raise AddAdminFailed(
+                raise CommandFailed(
                     f"{email} already has an account, as {role}; an operator administrator "
                     "can change its role at /admin/users.",
                     3,
                 )
             made = found is None
-            if made:
-                user_id: int | None = await con.fetchval(
-                    Q["admin_user_insert"],
-                    email,
-                    name or email.split("@")[0],
-                    access.OPERATOR_ADMIN,
-                    None,
-                    # Nobody knows this password: they set theirs through the link.
-                    hash_password(secrets.token_urlsafe(32)),
+            if found is None:
+                user_id = await admin.add_account(
+                    con, email, name or email.split("@")[0], access.OPERATOR_ADMIN, None
                 )
                 if user_id is None:
-                    raise AddAdminFailed(
+                    raise CommandFailed(
                         f"{email} was being added elsewhere at the same moment; run this "
                         "again for a link.",
                         1,
@@ -146,14 +134,7 @@ async def _add_admin(dsn: str, email: str, name: str | None) -> tuple[str, bool]
                 )
             else:
                 user_id = found["id"]
-            token = secrets.token_urlsafe(32)
-            await con.execute(
-                Q["password_link_insert"],
-                token_digest(token),
-                user_id,
-                None,
-                PASSWORD_LINK_HOURS * 3600,
-            )
+            token = await admin.new_password_link(con, user_id, None)
             await audit.record(
                 con, None, "password_link.issue", actor="command line", detail={"for": email}
             )
@@ -166,10 +147,25 @@ EXPORT_ARGUMENTS = {"authority", "month", "first_day", "last_day", "format", "ou
 ADD_ADMIN_ARGUMENTS = {"email", "name", "site"}
 
 
-class ExportFailed(Exception):
+class CommandFailed(Exception):
+    """Why a command could not do its work, and its exit status."""
+
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _run_command(work: Coroutine[Any, Any, T], failing: str) -> T | int:
+    """Run a command's work; on failure, say why and give its exit status
+    (a command's result is never an int)."""
+    try:
+        return asyncio.run(work)
+    except CommandFailed as err:
+        print(f"signvideo: {err}", file=sys.stderr)
+        return err.status
+    except (OSError, asyncpg.PostgresError) as err:
+        print(f"signvideo: {failing}: {err}", file=sys.stderr)
+        return 1
 
 
 async def _export(dsn: str, args: argparse.Namespace) -> str:
@@ -184,16 +180,16 @@ async def _export(dsn: str, args: argparse.Namespace) -> str:
         await init_connection(con)
         authority = await con.fetchrow(Q["authority_by_slug"], args.authority)
         if authority is None:
-            raise ExportFailed(f"there is no authority called {args.authority!r}", 3)
+            raise CommandFailed(f"there is no authority called {args.authority!r}", 3)
         try:
             sel = exports.selection(authority, query)
         except exports.SelectionError as err:
-            raise ExportFailed(str(err), 2) from None
+            raise CommandFailed(str(err), 2) from None
         async with con.transaction(readonly=True, isolation="repeatable_read"):
             try:
                 await exports.check_size(con, sel, args.format)
             except exports.TooManyLines as err:
-                raise ExportFailed(str(err), 2) from None
+                raise CommandFailed(str(err), 2) from None
             total = (await exports.totals(con, sel))["lines"]
             bar = None
             if sys.stderr.isatty():
@@ -263,10 +259,11 @@ def _print_demo(config: Config, seeded: bool) -> None:
 def _admin_arguments(config: Config, args: argparse.Namespace) -> tuple[str, str] | str:
     """add-admin's email and site, normalised; or what is wrong with them."""
     email = args.email.strip().lower()
-    if len(email) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+    if len(email) > admin.EMAIL_FIELD.max_length or not forms.is_email(email):
         return f"{args.email!r} is not an email address"
-    if args.name is not None and not 1 <= len(args.name.strip()) <= 100:
-        return "--name must be 1 to 100 characters"
+    longest = admin.NAME_FIELD.max_length
+    if args.name is not None and not 1 <= len(args.name.strip()) <= longest:
+        return f"--name must be 1 to {longest} characters"
     # A server listening everywhere is reached, on its own machine, at localhost.
     host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     site = (args.site or f"http://{host}:{config.port}").rstrip("/")
@@ -277,14 +274,10 @@ def _admin_arguments(config: Config, args: argparse.Namespace) -> tuple[str, str
 
 def _print_admin_link(config: Config, email: str, site: str, name: str | None) -> int:
     assert config.database_url is not None
-    try:
-        token, made = asyncio.run(_add_admin(config.database_url, email, name))
-    except AddAdminFailed as err:
-        print(f"signvideo: {err}", file=sys.stderr)
-        return err.status
-    except (OSError, asyncpg.PostgresError) as err:
-        print(f"signvideo: cannot use the database: {err}", file=sys.stderr)
-        return 1
+    done = _run_command(_add_admin(config.database_url, email, name), "cannot use the database")
+    if isinstance(done, int):
+        return done
+    token, made = done
     print(f"{'Made' if made else 'Found'} the operator administrator {email}.")
     print(f"Give them this link, which works once, for {PASSWORD_LINK_HOURS} hours, to choose")
     print("a password (any earlier link for them has stopped working):")
@@ -334,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    admin_args = ("", "")
     if args.command == "add-admin":
         # Checked before any database is started or migrated.
         checked = _admin_arguments(config, args)
@@ -357,14 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     assert config.database_url is not None
 
     if args.command == "export":
-        try:
-            written = asyncio.run(_export(config.database_url, args))
-        except ExportFailed as err:
-            print(f"signvideo: {err}", file=sys.stderr)
-            return err.status
-        except (OSError, asyncpg.PostgresError) as err:
-            print(f"signvideo: the export failed: {err}", file=sys.stderr)
-            return 1
+        written = _run_command(_export(config.database_url, args), "the export failed")
+        if isinstance(written, int):
+            return written
         print(f"Wrote {written}.", file=sys.stderr)
         return 0
 

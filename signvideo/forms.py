@@ -71,6 +71,11 @@ class Form:
         return not self.errors
 
 
+def is_email(text: str) -> bool:
+    """Shaped like an email address (the one check the forms make)."""
+    return re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text) is not None
+
+
 def read(fields: Sequence[Field], posted: MultiDictProxy[Any] | Mapping[str, Any]) -> Form:
     """Check each field of a posted form; every problem found, not just the first."""
     form = Form(fields)
@@ -132,7 +137,7 @@ def _check(f: Field, text: str, form: Form) -> str | None:
     elif f.kind == "email":
         text = text.lower()
         form.values[f.name] = text
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        if not is_email(text):
             return f"{f.label} must be an email address, like name@council.gov.uk."
     value = form.values[f.name]
     if f.pattern is not None and isinstance(value, str) and not re.fullmatch(f.pattern, value):
